@@ -1,0 +1,48 @@
+import { CanActivate, ExecutionContext, Injectable, SetMetadata, createParamDecorator } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { ErrorCode, HeraldError, Permission, RpcContext, grants } from '@herald/contracts';
+import type { Request } from 'express';
+import { ApiKeyStore, Principal } from './api-keys';
+
+const PERMISSION_KEY = 'herald:permission';
+
+/** Marks a controller or route as needing a key with this permission. */
+export const RequirePermission = (permission: Permission) => SetMetadata(PERMISSION_KEY, permission);
+
+type AuthedRequest = Request & { principal?: Principal; id?: string };
+
+function presentedKey(req: Request): string | undefined {
+  const header = req.headers['x-api-key'];
+  if (typeof header === 'string' && header) return header;
+  const auth = req.headers.authorization;
+  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim() || undefined;
+  return undefined;
+}
+
+/** 401 for no or an unknown key, 403 for a key without the route's permission. */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly keys: ApiKeyStore,
+  ) {}
+
+  canActivate(context: ExecutionContext): boolean {
+    const permission = this.reflector.getAllAndOverride<Permission | undefined>(PERMISSION_KEY, [context.getHandler(), context.getClass()]);
+    if (!permission) return true;
+    const req = context.switchToHttp().getRequest<AuthedRequest>();
+    const key = presentedKey(req);
+    const principal = key ? this.keys.authenticate(key) : null;
+    if (!principal) throw new HeraldError(ErrorCode.Unauthorized, 'A valid API key is required (x-api-key or Authorization: Bearer).');
+    if (!grants(principal.permissions, permission)) throw new HeraldError(ErrorCode.Forbidden, `Permission '${permission}' is required.`);
+    req.principal = principal;
+    return true;
+  }
+}
+
+/** The RPC context of the authenticated request: organization, actor and request id. */
+export const Caller = createParamDecorator((_: unknown, context: ExecutionContext): RpcContext => {
+  const req = context.switchToHttp().getRequest<AuthedRequest>();
+  const p = req.principal!;
+  return { organizationId: p.organizationId, actorId: p.keyId, requestId: String(req.id) };
+});

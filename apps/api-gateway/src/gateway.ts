@@ -1,0 +1,30 @@
+import { INestApplication } from '@nestjs/common';
+import { REQUEST_ID_HEADER } from '@herald/contracts';
+import { requestIdOf, startApp } from '@herald/observability';
+import type { NextFunction, Request, Response } from 'express';
+import { AppModule, createKeyStore } from './app.module';
+import { GatewayConfig } from './config';
+import { setupOpenApi } from './docs/openapi';
+import { expressErrorHandler } from './errors/error.filter';
+
+export const BODY_LIMIT = '1mb';
+export const VERSION = '0.1.0';
+
+/** Builds and starts the gateway; tests call this too, with their own config. */
+export async function startGateway(config: GatewayConfig): Promise<INestApplication> {
+  const keys = createKeyStore(config);
+  return startApp(AppModule.register(config, keys), {
+    port: config.PORT,
+    configure: (app) => {
+      // The request id is set before anything can fail, so every response carries it.
+      app.use((req: Request, res: Response, next: NextFunction) => {
+        res.setHeader(REQUEST_ID_HEADER, requestIdOf(req));
+        next();
+      });
+      // Every body is read as JSON (whatever its content-type): anything else is a 400, over 1 MiB a 413.
+      app.useBodyParser('json', { limit: BODY_LIMIT, strict: true, type: () => true });
+      app.use(expressErrorHandler);
+      setupOpenApi(app, VERSION);
+    },
+  });
+}

@@ -1,0 +1,9 @@
+import 'reflect-metadata';
+import { loadConfig } from '@herald/config';
+import { runMain } from '@herald/observability';
+import { GatewayConfig } from './config';
+import { startGateway } from './gateway';
+
+runMain('api-gateway', async () => {
+  await startGateway(loadConfig(GatewayConfig));
+});

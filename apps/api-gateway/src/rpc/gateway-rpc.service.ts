@@ -1,0 +1,18 @@
+import { Injectable } from '@nestjs/common';
+import { BusService, RpcClient, RpcResult } from '@herald/bus';
+import { RpcContext, RpcDef } from '@herald/contracts';
+import { GatewayConfig } from '../config';
+
+/** Forwards a validated request to the service that owns it, with the caller's context. */
+@Injectable()
+export class GatewayRpc {
+  private readonly client: RpcClient;
+
+  constructor(bus: BusService, config: GatewayConfig) {
+    this.client = bus.rpcClient(config.RPC_TIMEOUT_MS);
+  }
+
+  call<Req extends object, Res>(def: RpcDef<Req, Res>, payload: Req, context: RpcContext): Promise<RpcResult<Res>> {
+    return this.client.call(def, payload, context);
+  }
+}

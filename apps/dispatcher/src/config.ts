@@ -1,0 +1,49 @@
+import { DatabaseConfig, toBoolean, toNumber } from '@herald/config';
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+
+export class DispatcherConfig extends DatabaseConfig {
+  override PORT = 4001;
+  override CONSUMER_NAME = 'dispatcher';
+
+  /** 32 bytes, base64: encrypts webhook secrets at rest (AES-256-GCM). */
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9+/]{43}=$/, { message: 'must be 32 bytes in base64 (44 characters); make one with: openssl rand -base64 32' })
+  WEBHOOK_SECRET_KEY?: string;
+
+  /** Where development state (the generated secret key) is kept. */
+  @IsString()
+  DATA_DIR = '.data';
+
+  @Transform(toBoolean) @IsBoolean({ message: 'must be true or false' })
+  WEBHOOKS_ALLOW_PRIVATE_URLS = false;
+
+  @Transform(toBoolean) @IsBoolean({ message: 'must be true or false' })
+  JOBS_AUTORUN_ENABLED = true;
+
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number from 0 to 20' }) @Min(0) @Max(20)
+  WEBHOOK_MAX_RETRIES = 5;
+
+  /** First retry delay; later ones grow by WEBHOOK_RETRY_FACTOR (30 s, 2.5 min, 12.5 min, ~1 h, ~5 h). */
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds' }) @Min(1)
+  WEBHOOK_RETRY_BASE_MS = 30_000;
+
+  @Transform(toNumber) @IsNumber({}, { message: 'must be a number of at least 1' }) @Min(1)
+  WEBHOOK_RETRY_FACTOR = 5;
+
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds' }) @Min(100) @Max(120_000)
+  WEBHOOK_TIMEOUT_MS = 10_000;
+
+  validateCombination(): { variable: string; message: string }[] {
+    const problems: { variable: string; message: string }[] = [];
+    if (this.isProduction && !this.WEBHOOK_SECRET_KEY) {
+      problems.push({ variable: 'WEBHOOK_SECRET_KEY', message: 'is required when NODE_ENV=production' });
+    }
+    if (this.isProduction && this.WEBHOOKS_ALLOW_PRIVATE_URLS) {
+      problems.push({ variable: 'WEBHOOKS_ALLOW_PRIVATE_URLS', message: 'must not be true when NODE_ENV=production' });
+    }
+    return problems;
+  }
+}
+
+export const DISPATCH_SCHEMA = 'dispatch';

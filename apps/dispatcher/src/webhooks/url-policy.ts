@@ -1,0 +1,75 @@
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+
+/**
+ * Addresses a webhook may never reach unless private URLs are allowed: loopback, private,
+ * link-local (which holds the cloud metadata address 169.254.169.254), unspecified, multicast,
+ * carrier-grade NAT and the other special-purpose ranges, in IPv4 and IPv6.
+ */
+const blocked = new BlockList();
+for (const [net, prefix] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24],
+  ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) blocked.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [
+  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8], ['2001:db8::', 32], ['64:ff9b::', 96], ['100::', 64],
+] as const) blocked.addSubnet(net, prefix, 'ipv6');
+// Cloud metadata services outside link-local (AWS IPv6, Alibaba).
+blocked.addAddress('fd00:ec2::254', 'ipv6');
+blocked.addAddress('100.100.100.200', 'ipv4');
+
+export function isBlockedAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 4) return blocked.check(address, 'ipv4');
+  if (family === 6) {
+    // An IPv4-mapped IPv6 address is judged as the IPv4 address it carries.
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    if (mapped) return blocked.check(mapped[1], 'ipv4');
+    return blocked.check(address, 'ipv6');
+  }
+  return true;
+}
+
+export interface ResolvedTarget {
+  address: string;
+  family: 4 | 6;
+}
+
+export type Resolver = (host: string) => Promise<ResolvedTarget[]>;
+
+export const systemResolver: Resolver = async (host) => {
+  const found = await lookup(host, { all: true, verbatim: true });
+  return found.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+};
+
+export interface UrlPolicy {
+  allowPrivate: boolean;
+  httpsOnly: boolean;
+}
+
+/** Why a URL is refused, or null when it may be used; also returns the addresses that were checked. */
+export async function checkWebhookUrl(raw: string, policy: UrlPolicy, resolve: Resolver = systemResolver): Promise<{ problem: string } | { targets: ResolvedTarget[] }> {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return { problem: 'url must be an absolute http or https URL' };
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { problem: 'url must be an absolute http or https URL' };
+  if (policy.httpsOnly && url.protocol !== 'https:') return { problem: 'url must use https in production' };
+  if (url.username || url.password) return { problem: 'url must not contain credentials' };
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  let targets: ResolvedTarget[];
+  try {
+    targets = isIP(host) ? [{ address: host, family: isIP(host) === 6 ? 6 : 4 }] : await resolve(host);
+  } catch {
+    return { problem: `url host '${host}' does not resolve` };
+  }
+  if (!targets.length) return { problem: `url host '${host}' does not resolve` };
+  if (!policy.allowPrivate) {
+    const bad = targets.find((t) => isBlockedAddress(t.address));
+    if (bad) return { problem: `url resolves to a private, loopback, link-local or reserved address (${bad.address})` };
+  }
+  return { targets };
+}

@@ -1,0 +1,39 @@
+export interface BusOptions {
+  /** NATS servers. */
+  servers: string[];
+  /** Connection name, shown by the NATS server's monitoring. */
+  name: string;
+  eventsStream: string;
+  eventsSubjectPrefix: string;
+  rpcSubjectPrefix: string;
+  /** Stream limits (SPEC 1: configuration). */
+  maxAgeSeconds: number;
+  duplicateWindowSeconds: number;
+  replicas: number;
+  /** Create or update the events stream at start-up (services that only do RPC skip it). */
+  ensureStream?: boolean;
+}
+
+export const BUS_OPTIONS = Symbol('BUS_OPTIONS');
+
+/** Reads the bus part of any service config. */
+export function busOptionsFrom(config: {
+  natsServers: string[];
+  EVENTS_STREAM: string;
+  EVENTS_SUBJECT_PREFIX: string;
+  RPC_SUBJECT_PREFIX: string;
+  EVENTS_MAX_AGE_SECONDS: number;
+  EVENTS_DUPLICATE_WINDOW_SECONDS: number;
+  EVENTS_REPLICAS: number;
+}, name: string): BusOptions {
+  return {
+    servers: config.natsServers,
+    name,
+    eventsStream: config.EVENTS_STREAM,
+    eventsSubjectPrefix: config.EVENTS_SUBJECT_PREFIX,
+    rpcSubjectPrefix: config.RPC_SUBJECT_PREFIX,
+    maxAgeSeconds: config.EVENTS_MAX_AGE_SECONDS,
+    duplicateWindowSeconds: config.EVENTS_DUPLICATE_WINDOW_SECONDS,
+    replicas: config.EVENTS_REPLICAS,
+  };
+}

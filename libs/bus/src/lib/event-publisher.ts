@@ -1,0 +1,50 @@
+import { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/nats-core';
+import { DomainEvent, EventInput, REQUEST_ID_HEADER, eventSubject, validateEnvelope } from '@herald/contracts';
+import { ulid } from 'ulid';
+
+export interface PublishResult {
+  event: DomainEvent;
+  /** True when JetStream already held an event with this id inside the duplicate window. */
+  duplicate: boolean;
+  seq: number;
+}
+
+/**
+ * The publisher API of SPEC 1: validates the envelope, fills `id` and `timestamp` when missing,
+ * publishes on `<prefix>.<type>` with `Nats-Msg-Id` = event id, and waits for the stream's ack.
+ */
+export class EventPublisher {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly subjectPrefix: string,
+  ) {}
+
+  /** Fills `id` and `timestamp` and validates; throws VALIDATION_FAILED with field errors. */
+  prepare(input: EventInput): DomainEvent {
+    return validateEnvelope({ ...input, id: input.id ?? `evt_${ulid()}`, timestamp: input.timestamp ?? new Date().toISOString() });
+  }
+
+  async publish(input: EventInput): Promise<PublishResult> {
+    const event = this.prepare(input);
+    const ack = await this.publishPrepared(event);
+    return { event, duplicate: ack.duplicate, seq: ack.seq };
+  }
+
+  /** Publishes an already validated event (the envelope exactly as given, defaults left implicit). */
+  publishPrepared(event: DomainEvent): Promise<PubAck> {
+    const h = natsHeaders();
+    if (event.requestId) h.set(REQUEST_ID_HEADER, event.requestId);
+    const envelope = {
+      id: event.id,
+      type: event.type,
+      timestamp: event.timestamp,
+      organizationId: event.organizationId,
+      ...(event.actor ? { actor: event.actor } : {}),
+      ...(event.entity.id !== null ? { entity: event.entity } : {}),
+      ...(event.requestId ? { requestId: event.requestId } : {}),
+      data: event.data,
+    };
+    return this.js.publish(eventSubject(this.subjectPrefix, event.type), JSON.stringify(envelope), { msgID: event.id, headers: h });
+  }
+}

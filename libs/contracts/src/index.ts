@@ -1,0 +1,10 @@
+import 'reflect-metadata';
+export * from './lib/event-types';
+export * from './lib/subjects';
+export * from './lib/permissions';
+export * from './lib/errors';
+export * from './lib/validation';
+export * from './lib/envelope';
+export * from './lib/webhook.dto';
+export * from './lib/audit.dto';
+export * from './lib/rpc';

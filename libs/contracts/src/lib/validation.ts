@@ -1,0 +1,37 @@
+import { plainToInstance } from 'class-transformer';
+import { ValidationError, validateSync } from 'class-validator';
+import { FieldError, HeraldError } from './errors';
+
+export type ClassType<T> = new (...args: never[]) => T;
+
+export interface ValidateOptions {
+  /** Refuse properties the class does not declare (request bodies); otherwise they are dropped. */
+  forbidUnknown?: boolean;
+}
+
+/** Flattens class-validator's tree into `{field, message}` pairs with dotted paths. */
+export function toFieldErrors(errors: ValidationError[], parent = ''): FieldError[] {
+  const out: FieldError[] = [];
+  for (const e of errors) {
+    const field = parent ? `${parent}.${e.property}` : e.property;
+    for (const message of Object.values(e.constraints ?? {})) out.push({ field, message });
+    if (e.children?.length) out.push(...toFieldErrors(e.children, field));
+  }
+  return out;
+}
+
+/** Turns a plain value into a validated instance of `cls`, or throws VALIDATION_FAILED with every field error. */
+export function validateAs<T extends object>(cls: ClassType<T>, plain: unknown, options: ValidateOptions = {}): T {
+  if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
+    throw HeraldError.validation([{ field: '', message: 'must be a JSON object' }]);
+  }
+  const instance = plainToInstance(cls as new () => T, plain);
+  const errors = validateSync(instance, {
+    whitelist: true,
+    forbidNonWhitelisted: options.forbidUnknown ?? false,
+    forbidUnknownValues: false,
+    validationError: { target: false, value: false },
+  });
+  if (errors.length) throw HeraldError.validation(toFieldErrors(errors));
+  return instance;
+}
