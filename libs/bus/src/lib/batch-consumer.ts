@@ -145,7 +145,9 @@ export class DurableBatchConsumer {
     }
     for (const m of acceptedMsgs) m.ack();
     for (const m of skipped) m.ack();
-    for (const m of rejectedMsgs) m.term(batch.rejected.find((r) => r.streamSeq === m.seq)?.reason.slice(0, 200));
+    // No reason on +TERM: servers before 2.10 (Debian's 2.9) ignore a TERM that carries one. The
+    // reason is in the handler's rejected-events table instead.
+    for (const m of rejectedMsgs) m.term();
     o.onBatch?.(batch, performance.now() - started);
   }
 
