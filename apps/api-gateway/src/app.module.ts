@@ -1,6 +1,7 @@
 import { DynamicModule, Injectable, Logger, Module, OnApplicationShutdown, ValidationPipe } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { BusModule, BusService, busOptionsFrom } from '@herald/bus';
+import { ConfigError } from '@herald/config';
 import { HeraldError, toFieldErrors } from '@herald/contracts';
 import { HealthController, METRICS_REGISTRY, MetricsController, READINESS_PROBE, ReadinessProbe, createMetricsRegistry, loggerParams } from '@herald/observability';
 import { LoggerModule } from 'nestjs-pino';
@@ -32,10 +33,15 @@ class KeysLifecycle implements OnApplicationShutdown {
 export function createKeyStore(config: GatewayConfig): ApiKeyStore {
   const logger = new Logger('ApiKeys');
   const store = new ApiKeyStore(config.devStaffKeyEnabled, (err) => logger.error({ err: err.message }, 'Key file reload failed; previous keys stay in force'));
-  if (config.API_KEYS_FILE) store.loadFile(config.API_KEYS_FILE);
-  else store.load(config.API_KEYS ? parseKeys(config.API_KEYS, 'API_KEYS') : []);
+  const variable = config.API_KEYS_FILE ? 'API_KEYS_FILE' : 'API_KEYS';
+  try {
+    if (config.API_KEYS_FILE) store.loadFile(config.API_KEYS_FILE);
+    else store.load(config.API_KEYS ? parseKeys(config.API_KEYS, 'API_KEYS') : []);
+  } catch (err) {
+    throw new ConfigError([{ variable, message: (err as Error).message }]);
+  }
   if (config.isProduction && store.containsDevKey()) {
-    throw Object.assign(new Error('Invalid configuration:\n  API_KEYS: a key equal to dev-staff-key must not be configured when NODE_ENV=production'), { name: 'ConfigError' });
+    throw new ConfigError([{ variable, message: 'a key equal to dev-staff-key must not be configured when NODE_ENV=production' }]);
   }
   return store;
 }
