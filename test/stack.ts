@@ -131,3 +131,4 @@ export async function startStack(overrides: Partial<Record<AppName, Record<strin
 }
 
 export { createTestEnv, waitFor };
+export type { TestEnv };

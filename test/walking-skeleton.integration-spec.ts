@@ -1,6 +1,6 @@
 import { NatsConnection } from '@nats-io/nats-core';
 import { EventPublisher } from '@herald/bus';
-import { Stack, publisherFor, startStack, waitFor } from './stack';
+import { Stack, publisherFor, startStack, urlOf, waitFor } from './stack';
 
 const KEY = { 'x-api-key': 'dev-staff-key' };
 
@@ -58,5 +58,18 @@ describe('walking skeleton: publish → audit, and webhooks through the gateway'
     const body = (await list.json()) as { data: Array<Record<string, unknown>> };
     expect(body.data.map((w) => w.id)).toContain(data.id);
     expect(body.data.every((w) => !('secret' in w))).toBe(true);
+  });
+
+  it('every app answers /healthz, /readyz and /metrics', async () => {
+    for (const app of [stack.gateway, stack.dispatcher, stack.auditWriter]) {
+      const base = urlOf(app);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(((await ready.json()) as { checks: Record<string, boolean> }).checks.nats).toBe(true);
+      const metrics = await fetch(`${base}/metrics`);
+      expect(metrics.headers.get('content-type')).toContain('text/plain');
+      expect(await metrics.text()).toContain('herald_process_cpu_user_seconds_total');
+    }
   });
 });
