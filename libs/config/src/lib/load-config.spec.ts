@@ -1,11 +1,16 @@
 import { Transform } from 'class-transformer';
-import { IsBoolean } from 'class-validator';
+import { IsBoolean, IsOptional, IsString, Matches } from 'class-validator';
 import { BaseConfig, DatabaseConfig } from './base.config';
 import { ConfigError, loadConfig, toBoolean } from './load-config';
 
 class FlagConfig extends BaseConfig {
   @Transform(toBoolean) @IsBoolean({ message: 'must be true or false' })
   FLAG = false;
+}
+
+class OptionalConfig extends BaseConfig {
+  @IsOptional() @IsString() @Matches(/^[a-z]+$/, { message: 'must be lower-case letters' })
+  OPTIONAL_NAME?: string;
 }
 
 describe('loadConfig', () => {
@@ -16,6 +21,12 @@ describe('loadConfig', () => {
     expect(c.NODE_ENV).toBe('development');
     expect(c.LOG_LEVEL).toBe('info');
     expect(c.EVENTS_STREAM).toBe('COMMERCE_EVENTS');
+  });
+
+  it('reads optional variables that have no default', () => {
+    expect(loadConfig(OptionalConfig, {}).OPTIONAL_NAME).toBeUndefined();
+    expect(loadConfig(OptionalConfig, { OPTIONAL_NAME: 'abc' }).OPTIONAL_NAME).toBe('abc');
+    expect(() => loadConfig(OptionalConfig, { OPTIONAL_NAME: 'A1' })).toThrow(/OPTIONAL_NAME: must be lower-case letters/);
   });
 
   it('parses numbers, booleans and lists', () => {

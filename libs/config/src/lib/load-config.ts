@@ -1,5 +1,5 @@
 import { plainToInstance } from 'class-transformer';
-import { validateSync } from 'class-validator';
+import { getMetadataStorage, validateSync } from 'class-validator';
 import { toFieldErrors } from '@herald/contracts';
 
 export class ConfigError extends Error {
@@ -16,9 +16,8 @@ type ConfigClass<T> = new () => T;
  * names, so an error names exactly the variable to fix. Empty strings count as unset.
  */
 export function loadConfig<T extends object>(cls: ConfigClass<T>, env: Record<string, string | undefined> = process.env): T {
-  const defaults = new cls() as Record<string, unknown>;
   const plain: Record<string, unknown> = {};
-  for (const key of Object.keys(defaults)) {
+  for (const key of variablesOf(cls)) {
     const value = env[key];
     if (value !== undefined && value !== '') plain[key] = value;
   }
@@ -32,6 +31,16 @@ export function loadConfig<T extends object>(cls: ConfigClass<T>, env: Record<st
   const extra = validated.validateCombination?.() ?? [];
   if (extra.length) throw new ConfigError(extra);
   return instance;
+}
+
+/**
+ * Every variable a config class reads: the fields with a default and the optional ones (`API_KEYS?`),
+ * which exist on an instance only when assigned, so they are found through their validators.
+ */
+function variablesOf(cls: ConfigClass<object>): string[] {
+  const names = new Set(Object.keys(new cls()));
+  for (const m of getMetadataStorage().getTargetValidationMetadatas(cls, '', true, false)) names.add(m.propertyName);
+  return [...names];
 }
 
 /** `true`/`false` (and 1/0, yes/no) from a variable; anything else stays a string and fails `@IsBoolean`. */

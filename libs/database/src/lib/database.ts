@@ -80,7 +80,8 @@ export async function inTransaction<T>(ds: DataSource, fn: (query: Query) => Pro
   await runner.connect();
   await runner.startTransaction();
   try {
-    const query: Query = (sql, params) => runner.query(sql, params);
+    // The structured result: a plain `query` gives `[rows, count]` for UPDATE/DELETE ... RETURNING.
+    const query: Query = async (sql, params) => (await runner.query(sql, params, true)).records;
     const result = await fn(query);
     await runner.commitTransaction();
     return result;
