@@ -7,6 +7,7 @@ import { HealthController, METRICS_REGISTRY, MetricsController, READINESS_PROBE,
 import { LoggerModule } from 'nestjs-pino';
 import { ApiKeyStore, parseKeys } from './auth/api-keys';
 import { AuthGuard } from './auth/auth.guard';
+import { RateLimiter } from './auth/rate-limit';
 import { AuditController } from './audit/audit.controller';
 import { GatewayConfig } from './config';
 import { OpenApiController } from './docs/openapi';
@@ -60,6 +61,7 @@ export class AppModule {
       providers: [
         { provide: GatewayConfig, useValue: config },
         { provide: ApiKeyStore, useValue: keys },
+        { provide: RateLimiter, useValue: new RateLimiter(config.RATE_LIMIT_MAX, config.RATE_LIMIT_WINDOW_MS) },
         { provide: METRICS_REGISTRY, useValue: createMetricsRegistry('api-gateway') },
         { provide: READINESS_PROBE, useClass: Readiness },
         { provide: APP_GUARD, useClass: AuthGuard },

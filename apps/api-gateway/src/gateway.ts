@@ -16,6 +16,9 @@ export async function startGateway(config: GatewayConfig): Promise<INestApplicat
   return startApp(AppModule.register(config, keys), {
     port: config.PORT,
     configure: (app) => {
+      // No ETag hashing of every JSON body (the API's lists change, clients do not revalidate) and no banner.
+      app.set('etag', false);
+      app.disable('x-powered-by');
       // The request id is set before anything can fail, so every response carries it.
       app.use((req: Request, res: Response, next: NextFunction) => {
         res.setHeader(REQUEST_ID_HEADER, requestIdOf(req));

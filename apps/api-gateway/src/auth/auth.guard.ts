@@ -1,8 +1,9 @@
 import { CanActivate, ExecutionContext, Injectable, SetMetadata, createParamDecorator } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ErrorCode, HeraldError, Permission, RpcContext, grants } from '@herald/contracts';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { ApiKeyStore, Principal } from './api-keys';
+import { RateLimiter } from './rate-limit';
 
 const PERMISSION_KEY = 'herald:permission';
 
@@ -19,12 +20,16 @@ function presentedKey(req: Request): string | undefined {
   return undefined;
 }
 
-/** 401 for no or an unknown key, 403 for a key without the route's permission. */
+/**
+ * 401 for no or an unknown key, 429 for a key over its rate limit, 403 for a key without the
+ * route's permission. The limit counts every authenticated request, also the refused ones.
+ */
 @Injectable()
 export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly keys: ApiKeyStore,
+    private readonly limiter: RateLimiter,
   ) {}
 
   canActivate(context: ExecutionContext): boolean {
@@ -34,6 +39,17 @@ export class AuthGuard implements CanActivate {
     const key = presentedKey(req);
     const principal = key ? this.keys.authenticate(key) : null;
     if (!principal) throw new HeraldError(ErrorCode.Unauthorized, 'A valid API key is required (x-api-key or Authorization: Bearer).');
+    if (this.limiter.enabled) {
+      const rate = this.limiter.take(principal.keyId);
+      const res = context.switchToHttp().getResponse<Response>();
+      res.setHeader('x-ratelimit-limit', rate.limit);
+      res.setHeader('x-ratelimit-remaining', rate.remaining);
+      res.setHeader('x-ratelimit-reset', rate.resetSeconds);
+      if (!rate.allowed) {
+        res.setHeader('retry-after', rate.resetSeconds);
+        throw new HeraldError(ErrorCode.RateLimited, `Rate limit of ${rate.limit} requests per window exceeded; retry in ${rate.resetSeconds} s.`);
+      }
+    }
     if (!grants(principal.permissions, permission)) throw new HeraldError(ErrorCode.Forbidden, `Permission '${permission}' is required.`);
     req.principal = principal;
     return true;

@@ -1,0 +1,165 @@
+import { Client } from 'pg';
+import { connect } from '@nats-io/transport-node';
+import { NatsConnection } from '@nats-io/nats-core';
+import { INestApplication } from '@nestjs/common';
+import { Stack, startInProcess, startStack, urlOf } from './stack';
+import { API_KEYS_JSON, KEYS, errorOf, json } from './api-keys-fixture';
+
+/** SPEC 2's error table, one row at a time, over real HTTP against the gateway and the dispatcher. */
+describe('the error contract (SPEC 2 table)', () => {
+  let stack: Stack;
+  const extra: INestApplication[] = [];
+  let nc: NatsConnection | undefined;
+
+  beforeAll(async () => {
+    stack = await startStack({ 'api-gateway': { API_KEYS: API_KEYS_JSON } });
+  });
+
+  afterAll(async () => {
+    for (const app of extra) await app.close();
+    await nc?.close();
+    await stack?.close();
+  });
+
+  const get = (path: string, headers: Record<string, string> = {}) => fetch(`${stack.url}${path}`, { headers });
+
+  describe('401 UNAUTHORIZED', () => {
+    it.each([
+      ['no key', {}],
+      ['an unknown x-api-key', { 'x-api-key': 'hrld_nobody' }],
+      ['an unknown bearer token', { authorization: 'Bearer hrld_nobody' }],
+      ['an empty bearer token', { authorization: 'Bearer ' }],
+    ])('%s', async (_what, headers) => {
+      await errorOf(await get('/api/webhooks', headers), 401, 'UNAUTHORIZED');
+    });
+
+    it('accepts a configured key as x-api-key and as a bearer token, and dev-staff-key outside production', async () => {
+      expect((await get('/api/webhooks', { 'x-api-key': KEYS.acme })).status).toBe(200);
+      expect((await get('/api/webhooks', { authorization: `Bearer ${KEYS.acme}` })).status).toBe(200);
+      expect((await get('/api/webhooks', { 'x-api-key': 'dev-staff-key' })).status).toBe(200);
+    });
+  });
+
+  it('403 FORBIDDEN names the permission; resource:* grants it', async () => {
+    const e = await errorOf(await get('/api/webhooks', { 'x-api-key': KEYS.auditor }), 403, 'FORBIDDEN');
+    expect(e.message).toBe("Permission 'webhooks:manage' is required.");
+    expect((await get('/api/webhooks', { 'x-api-key': KEYS.globex })).status).toBe(200);
+    const audit = await errorOf(await get('/api/audit', { 'x-api-key': KEYS.globex }), 403, 'FORBIDDEN');
+    expect(audit.message).toBe("Permission 'audit:read' is required.");
+  });
+
+  it('422 VALIDATION_FAILED lists every field error in details', async () => {
+    const e = await errorOf(await fetch(`${stack.url}/api/webhooks`, json(KEYS.acme, { url: 'ftp://x', events: [], color: 'red' })), 422, 'VALIDATION_FAILED');
+    const fields = e.details!.map((d) => d.field);
+    expect(fields).toEqual(expect.arrayContaining(['url', 'events', 'color']));
+    for (const d of e.details!) expect(typeof d.message).toBe('string');
+  });
+
+  it('422 for an invalid query parameter', async () => {
+    const e = await errorOf(await get('/api/audit?limit=0', { 'x-api-key': KEYS.acme }), 422, 'VALIDATION_FAILED');
+    expect(e.details).toEqual([expect.objectContaining({ field: 'limit' })]);
+  });
+
+  it.each([
+    ['truncated JSON', '{"url": "http://x'],
+    ['plain text', 'hello'],
+    ['a JSON string', '"just a string"'],
+  ])('400 BAD_REQUEST for a body that is %s', async (_what, body) => {
+    await errorOf(await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme, 'content-type': 'application/json' }, body }), 400, 'BAD_REQUEST');
+  });
+
+  it('404 NOT_FOUND for an unknown route, also without a key, and for an unknown id', async () => {
+    await errorOf(await get('/api/nothing-here'), 404, 'NOT_FOUND');
+    await errorOf(await get('/api/nothing-here', { 'x-api-key': KEYS.acme }), 404, 'NOT_FOUND');
+    await errorOf(await get('/api/webhooks/wh_01HQZX3V8Y5T7K9M2N4P6R8S0A', { 'x-api-key': KEYS.acme }), 404, 'NOT_FOUND');
+    await errorOf(await get('/api/webhooks/not-an-id', { 'x-api-key': KEYS.acme }), 404, 'NOT_FOUND');
+  });
+
+  it('413 PAYLOAD_TOO_LARGE for a body over 1 MiB; 1 MiB minus a little is read', async () => {
+    const big = JSON.stringify({ url: 'http://127.0.0.1:9/h', events: ['orders.create'], metadata: { pad: 'x'.repeat(1024 * 1024) } });
+    const e = await errorOf(await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme, 'content-type': 'application/json' }, body: big }), 413, 'PAYLOAD_TOO_LARGE');
+    expect(e.message).toContain('1 MiB');
+    const fits = JSON.stringify({ url: 'http://127.0.0.1:9/h', events: ['orders.create'], metadata: { pad: 'x'.repeat(1000 * 1000) } });
+    expect((await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme, 'content-type': 'application/json' }, body: fits })).status).toBe(201);
+  });
+
+  it('429 RATE_LIMITED per key with retry-after and x-ratelimit-* headers', async () => {
+    const gw = await startInProcess('api-gateway', stack.env, { API_KEYS: API_KEYS_JSON, RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' });
+    extra.push(gw);
+    const url = `${urlOf(gw)}/api/webhooks`;
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(url, { headers: { 'x-api-key': KEYS.acme } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-ratelimit-limit')).toBe('3');
+      seen.push(res.headers.get('x-ratelimit-remaining')!);
+      expect(Number(res.headers.get('x-ratelimit-reset'))).toBeGreaterThan(0);
+    }
+    expect(seen).toEqual(['2', '1', '0']);
+    const limited = await fetch(url, { headers: { 'x-api-key': KEYS.acme } });
+    await errorOf(limited, 429, 'RATE_LIMITED');
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    // Another key has its own window.
+    expect((await fetch(url, { headers: { 'x-api-key': KEYS.globex } })).status).toBe(200);
+  });
+
+  describe('503 SERVICE_UNAVAILABLE when a backing service does not answer in time', () => {
+    it('no dispatcher at all: answered at once, not after a hang', async () => {
+      const gw = await startInProcess('api-gateway', stack.env, { API_KEYS: API_KEYS_JSON, RPC_SUBJECT_PREFIX: `${stack.env.vars.RPC_SUBJECT_PREFIX}.nobody`, RPC_TIMEOUT_MS: '300' });
+      extra.push(gw);
+      const started = Date.now();
+      const e = await errorOf(await fetch(`${urlOf(gw)}/api/webhooks`, { headers: { 'x-api-key': KEYS.acme } }), 503, 'SERVICE_UNAVAILABLE');
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(e.message).toContain('dispatcher');
+    });
+
+    it('a dispatcher that takes the request and never answers: 503 after RPC_TIMEOUT_MS', async () => {
+      const prefix = `${stack.env.vars.RPC_SUBJECT_PREFIX}.silent`;
+      const silent = (nc = await connect({ servers: stack.env.vars.NATS_URL }));
+      silent.subscribe(`${prefix}.dispatcher.>`, { callback: () => undefined });
+      await silent.flush();
+      const gw = await startInProcess('api-gateway', stack.env, { API_KEYS: API_KEYS_JSON, RPC_SUBJECT_PREFIX: prefix, RPC_TIMEOUT_MS: '400' });
+      extra.push(gw);
+      const started = Date.now();
+      await errorOf(await fetch(`${urlOf(gw)}/api/webhooks`, { headers: { 'x-api-key': KEYS.acme } }), 503, 'SERVICE_UNAVAILABLE');
+      const took = Date.now() - started;
+      expect(took).toBeGreaterThanOrEqual(350);
+      expect(took).toBeLessThan(3000);
+    });
+  });
+
+  it('every response carries x-request-id, taken from the request when given', async () => {
+    const given = await get('/api/webhooks', { 'x-api-key': KEYS.acme, 'x-request-id': 'req-abc-123' });
+    expect(given.headers.get('x-request-id')).toBe('req-abc-123');
+    for (const res of [
+      await get('/api/webhooks'),
+      await get('/api/nope'),
+      await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme }, body: '{' }),
+      await get('/healthz'),
+    ]) expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f-]{36}$/);
+    expect((await get('/api/nope', { 'x-request-id': 'mine-1' })).headers.get('x-request-id')).toBe('mine-1');
+  });
+
+  it('no ETag and no x-powered-by on API responses', async () => {
+    const res = await get('/api/webhooks', { 'x-api-key': KEYS.acme });
+    expect(res.headers.get('etag')).toBeNull();
+    expect(res.headers.get('x-powered-by')).toBeNull();
+  });
+
+  // Last: it breaks the dispatcher's table for a moment.
+  it('500 INTERNAL_ERROR with no internals when the dispatcher fails unexpectedly', async () => {
+    const pg = new Client({ connectionString: stack.env.databaseUrl });
+    await pg.connect();
+    await pg.query('alter table dispatch.webhooks rename to webhooks_away');
+    try {
+      const e = await errorOf(await get('/api/webhooks', { 'x-api-key': KEYS.acme }), 500, 'INTERNAL_ERROR');
+      expect(e).toEqual({ code: 'INTERNAL_ERROR', message: 'An internal error occurred.' });
+    } finally {
+      await pg.query('alter table dispatch.webhooks_away rename to webhooks');
+      await pg.end();
+    }
+    expect((await get('/api/webhooks', { 'x-api-key': KEYS.acme })).status).toBe(200);
+  });
+});
