@@ -92,6 +92,18 @@ function startApp(name, port, env) {
   children.push(child);
 }
 
+/** Waits until every service answers /readyz with 200; names the ones that do not within a minute. */
+async function waitUntilReady(ports) {
+  const pending = new Set(Object.keys(ports));
+  for (let i = 0; i < 300 && pending.size; i++) {
+    for (const name of [...pending]) {
+      if (await fetch(`http://127.0.0.1:${ports[name]}/readyz`).then((r) => r.ok, () => false)) pending.delete(name);
+    }
+    if (pending.size) await new Promise((r) => setTimeout(r, 200));
+  }
+  if (pending.size) throw new Error(`not ready after 60 s: ${[...pending].join(', ')} (see their logs above)`);
+}
+
 async function shutdown(code) {
   if (stopping) return;
   stopping = true;
@@ -108,13 +120,9 @@ try {
   const env = { ...process.env, DATABASE_URL: await postgres(), NATS_URL: await nats() };
   run(process.execPath, [join(root, 'scripts/build.mjs'), '--if-stale'], env);
   run(process.execPath, [join(root, 'dist/tools/migrate.js')], env);
-  startApp('dispatcher', process.env.DISPATCHER_PORT ?? 4001, env);
-  startApp('audit-writer', process.env.AUDIT_WRITER_PORT ?? 4002, env);
-  startApp('api-gateway', GATEWAY_PORT, env);
-  for (let i = 0; i < 100; i++) {
-    if (await fetch(`http://127.0.0.1:${GATEWAY_PORT}/readyz`).then((r) => r.ok, () => false)) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const ports = { dispatcher: process.env.DISPATCHER_PORT ?? '4001', 'audit-writer': process.env.AUDIT_WRITER_PORT ?? '4002', 'api-gateway': GATEWAY_PORT };
+  for (const [name, port] of Object.entries(ports)) startApp(name, port, env);
+  await waitUntilReady(ports);
   say(`Herald is up. Gateway: http://localhost:${GATEWAY_PORT}   API docs: http://localhost:${GATEWAY_PORT}/api/docs/ui`);
   say(`development key: dev-staff-key   try: curl -H 'x-api-key: dev-staff-key' localhost:${GATEWAY_PORT}/api/webhooks`);
   say('Ctrl-C stops everything.');

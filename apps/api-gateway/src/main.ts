@@ -5,5 +5,6 @@ import { GatewayConfig } from './config';
 import { startGateway } from './gateway';
 
 runMain('api-gateway', async () => {
-  await startGateway(loadConfig(GatewayConfig));
+  const config = loadConfig(GatewayConfig);
+  return { app: await startGateway(config), shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS };
 });

@@ -6,5 +6,5 @@ import { AuditWriterConfig } from './config';
 
 runMain('audit-writer', async () => {
   const config = loadConfig(AuditWriterConfig);
-  await startApp(AppModule.register(config), { port: config.PORT });
+  return { app: await startApp(AppModule.register(config), { port: config.PORT }), shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS };
 });

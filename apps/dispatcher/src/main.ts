@@ -6,5 +6,5 @@ import { DispatcherConfig } from './config';
 
 runMain('dispatcher', async () => {
   const config = loadConfig(DispatcherConfig);
-  await startApp(AppModule.register(config), { port: config.PORT });
+  return { app: await startApp(AppModule.register(config), { port: config.PORT }), shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS };
 });

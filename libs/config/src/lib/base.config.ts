@@ -39,6 +39,13 @@ export class BaseConfig {
   @Matches(SUBJECT_PREFIX, { message: 'must be a NATS subject prefix without wildcards' })
   RPC_SUBJECT_PREFIX = DEFAULT_RPC_SUBJECT_PREFIX;
 
+  /**
+   * How long a graceful shutdown (SIGTERM, SIGINT) may take before the process gives up and exits 1.
+   * Keep it below the orchestrator's grace period (Kubernetes: terminationGracePeriodSeconds minus preStop).
+   */
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds from 1000 to 600000' }) @Min(1000) @Max(600_000)
+  SHUTDOWN_TIMEOUT_MS = 25_000;
+
   get natsServers(): string[] {
     return this.NATS_URL.split(',').map((s) => s.trim());
   }
