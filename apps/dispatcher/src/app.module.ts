@@ -6,6 +6,7 @@ import { HealthController, METRICS_REGISTRY, MetricsController, READINESS_PROBE,
 import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
 import { DISPATCH_SCHEMA, DispatcherConfig } from './config';
+import { DeliverySender } from './delivery/delivery-sender.service';
 import { IntakeService } from './intake/intake.service';
 import { DISPATCH_MIGRATIONS } from './migrations';
 import { OutboxService } from './webhooks/outbox.service';
@@ -56,6 +57,7 @@ export class AppModule {
         WebhooksService,
         WebhooksRpc,
         IntakeService,
+        DeliverySender,
       ],
     };
   }

@@ -34,6 +34,22 @@ export class DispatcherConfig extends DatabaseConfig {
   @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds' }) @Min(100) @Max(120_000)
   WEBHOOK_TIMEOUT_MS = 10_000;
 
+  /** Longest wait a receiver's `Retry-After` can impose; a longer one is cut to this. */
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds' }) @Min(0)
+  WEBHOOK_RETRY_AFTER_MAX_MS = 3_600_000;
+
+  /** How long a claimed delivery belongs to one sender before another replica may take it over. */
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds' }) @Min(1000)
+  WEBHOOK_LEASE_MS = 60_000;
+
+  /** Fallback poll for due deliveries; NOTIFY from the intake wakes the sender at once. */
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds from 10 to 60000' }) @Min(10) @Max(60_000)
+  WEBHOOK_SENDER_POLL_MS = 1000;
+
+  /** Requests in flight per dispatcher process. */
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number from 1 to 1000' }) @Min(1) @Max(1000)
+  WEBHOOK_SENDER_CONCURRENCY = 64;
+
   validateCombination(): { variable: string; message: string }[] {
     const problems: { variable: string; message: string }[] = [];
     if (this.isProduction && !this.WEBHOOK_SECRET_KEY) {
@@ -41,6 +57,9 @@ export class DispatcherConfig extends DatabaseConfig {
     }
     if (this.isProduction && this.WEBHOOKS_ALLOW_PRIVATE_URLS) {
       problems.push({ variable: 'WEBHOOKS_ALLOW_PRIVATE_URLS', message: 'must not be true when NODE_ENV=production' });
+    }
+    if (this.WEBHOOK_LEASE_MS <= this.WEBHOOK_TIMEOUT_MS + 1000) {
+      problems.push({ variable: 'WEBHOOK_LEASE_MS', message: `must exceed WEBHOOK_TIMEOUT_MS (${this.WEBHOOK_TIMEOUT_MS}) by more than 1000, or a slow attempt could be sent twice` });
     }
     return problems;
   }

@@ -6,5 +6,6 @@ export * from './lib/errors';
 export * from './lib/validation';
 export * from './lib/envelope';
 export * from './lib/webhook.dto';
+export * from './lib/delivery';
 export * from './lib/audit.dto';
 export * from './lib/rpc';

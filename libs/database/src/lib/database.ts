@@ -92,3 +92,13 @@ export async function inTransaction<T>(ds: DataSource, fn: (query: Query) => Pro
     await runner.release();
   }
 }
+
+/** Rows of one statement outside a transaction, also for UPDATE/DELETE ... RETURNING (where `ds.query` gives `[rows, count]`). */
+export async function queryRows<Row = Record<string, unknown>>(ds: DataSource, sql: string, params?: unknown[]): Promise<Row[]> {
+  const runner = ds.createQueryRunner();
+  try {
+    return (await runner.query(sql, params, true)).records;
+  } finally {
+    await runner.release();
+  }
+}
