@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import {
   CreateWebhookDto,
   CreatedWebhookView,
@@ -41,6 +41,9 @@ const COLUMNS = 'id, url, events, is_active, metadata, created_at, updated_at';
 /** Webhook registrations of SPEC 2, scoped to the caller's organization; every change is published. */
 @Injectable()
 export class WebhooksService {
+  // Lines carry the request id from the RPC context (libs/observability request context); never the secret or the URL.
+  private readonly logger = new Logger('Webhooks');
+
   constructor(
     private readonly ds: DataSource,
     private readonly config: DispatcherConfig,
@@ -82,6 +85,7 @@ export class WebhooksService {
       return { view, event };
     });
     await this.outbox.flush([event]);
+    this.logger.log({ webhookId: view.id, organizationId: ctx.organizationId, actorId: ctx.actorId }, 'Webhook created');
     return { data: { ...view, secret } };
   }
 
@@ -121,6 +125,7 @@ export class WebhooksService {
       return { view, event };
     });
     await this.outbox.flush([event]);
+    this.logger.log({ webhookId: view.id, organizationId: ctx.organizationId, actorId: ctx.actorId }, 'Webhook updated');
     return { data: view };
   }
 
@@ -144,6 +149,7 @@ export class WebhooksService {
       return event;
     });
     await this.outbox.flush([event]);
+    this.logger.log({ webhookId: id, organizationId: ctx.organizationId, actorId: ctx.actorId }, 'Webhook deleted');
     return { data: { deleted: true } };
   }
 }

@@ -11,6 +11,7 @@ import {
   rpcSubject,
   validateAs,
 } from '@herald/contracts';
+import { runWithRequestContext } from '@herald/observability';
 
 export interface RpcResult<Res> {
   data: Res;
@@ -62,7 +63,8 @@ export class RpcServer {
       context = request.context;
       if (!context || typeof context.organizationId !== 'string') throw new HeraldError(ErrorCode.BadRequest, 'RPC request without context.');
       const payload = validateAs(def.request, request.payload ?? {}, { forbidUnknown: true });
-      const result = await handler(payload, context);
+      const ctx = context;
+      const result = await runWithRequestContext(ctx, () => handler(payload, ctx));
       reply = result.nextCursor === undefined ? { data: result.data } : { data: result.data, nextCursor: result.nextCursor };
     } catch (err) {
       if (err instanceof HeraldError) {

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -16,6 +16,7 @@ import {
   MaxLength,
   Min,
   Validate,
+  ValidateIf,
   ValidatorConstraint,
   ValidatorConstraintInterface,
 } from 'class-validator';
@@ -64,23 +65,31 @@ export class CreateWebhookDto {
   isActive?: boolean;
 }
 
-class UpdatableWebhookFields {
-  @ApiProperty() @IsString() @MaxLength(2048)
-  @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false, require_host: true }, { message: 'url must be an absolute http or https URL' })
-  url: string;
-
-  @ApiProperty() @IsArray() @ArrayNotEmpty() @ArrayMaxSize(100) @Validate(EventSelectorConstraint)
-  events: string[];
-
-  @ApiProperty() @IsBoolean()
-  isActive: boolean;
-
-  @ApiProperty({ type: 'object', additionalProperties: true }) @IsObject()
-  metadata: Record<string, unknown>;
-}
+/**
+ * A PATCH field may be left out, but not sent as null: `IsOptional` would let null through and the
+ * update would silently keep the old value.
+ */
+const Omittable = () => ValidateIf((_object: unknown, value: unknown) => value !== undefined);
 
 /** PATCH body: any of `url`, `events`, `isActive`, `metadata`; the secret is not changed this way. */
-export class UpdateWebhookDto extends PartialType(UpdatableWebhookFields) {}
+export class UpdateWebhookDto {
+  @ApiPropertyOptional({ example: 'https://your-service.example.com/hooks/commerce' })
+  @Omittable() @IsString() @MaxLength(2048)
+  @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false, require_host: true }, { message: 'url must be an absolute http or https URL' })
+  url?: string;
+
+  @ApiPropertyOptional({ example: ['orders.*'] })
+  @Omittable() @IsArray() @ArrayNotEmpty() @ArrayMaxSize(100) @Validate(EventSelectorConstraint)
+  events?: string[];
+
+  @ApiPropertyOptional()
+  @Omittable() @IsBoolean()
+  isActive?: boolean;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @Omittable() @IsObject()
+  metadata?: Record<string, unknown>;
+}
 
 export class WebhookView {
   @ApiProperty({ example: 'wh_01HQZX3V8Y5T7K9M2N4P6R8S0A' }) id: string;

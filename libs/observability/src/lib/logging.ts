@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { REQUEST_ID_HEADER } from '@herald/contracts';
 import type { Params } from 'nestjs-pino';
+import { requestContextFields } from './request-context';
 
 /** A request id from a client is kept when it is short and printable; otherwise Herald makes one. */
 const ACCEPTABLE_REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
@@ -19,6 +20,8 @@ export function loggerParams(service: string, level: string): Params {
       level,
       base: { service },
       messageKey: 'msg',
+      // Work done for an RPC request (dispatcher, audit-writer) logs with the gateway's request id.
+      mixin: requestContextFields,
       genReqId: (req: IncomingMessage, res: ServerResponse) => {
         const set = res.getHeader(REQUEST_ID_HEADER);
         const id = typeof set === 'string' ? set : requestIdOf(req);
@@ -26,6 +29,8 @@ export function loggerParams(service: string, level: string): Params {
         return id;
       },
       customAttributeKeys: { reqId: 'requestId' },
+      // The request line itself carries the id too (the serializer below leaves it out of `req`).
+      customProps: (req: IncomingMessage & { id?: unknown }) => ({ requestId: req.id }),
       redact: { paths: ['req.headers["x-api-key"]', 'req.headers.authorization', 'req.headers.cookie'], censor: '[REDACTED]' },
       autoLogging: { ignore: (req: IncomingMessage) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') },
       serializers: {
