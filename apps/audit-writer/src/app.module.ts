@@ -10,6 +10,7 @@ import { IngestService } from './ingest/ingest.service';
 import { AUDIT_MIGRATIONS } from './migrations';
 import { AuditQueryService } from './query/audit-query.service';
 import { AuditRpc } from './query/audit.rpc';
+import { AuditVerifyService } from './verify/audit-verify.service';
 
 @Injectable()
 class Readiness implements ReadinessProbe {
@@ -40,6 +41,7 @@ export class AppModule {
         { provide: READINESS_PROBE, useClass: Readiness },
         IngestService,
         AuditQueryService,
+        AuditVerifyService,
         AuditRpc,
       ],
     };

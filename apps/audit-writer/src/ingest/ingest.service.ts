@@ -1,18 +1,50 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
-import { BusService, DurableBatchConsumer, EventBatch } from '@herald/bus';
+import { BusService, DurableBatchConsumer, EventBatch, REJECTED_RAW_LIMIT, ReceivedEvent, RejectedMessage } from '@herald/bus';
 import { inTransaction } from '@herald/database';
 import { METRICS_REGISTRY } from '@herald/observability';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { ulid } from 'ulid';
 import { AuditWriterConfig } from '../config';
+import { NewEntry, Partitions, appendEntries, recordRejected } from '../log/audit-log';
 import { redact } from './redact';
 
-/** Turns every well-formed event into one audit entry, a batch per transaction, acked after commit. */
+/** How many months of partitions exist ahead of the current one. */
+const PARTITION_MONTHS_AHEAD = 2;
+
+/** Postgres refused the data itself (SQLSTATE classes 22 and 23), not the connection or the server. */
+function isDataError(err: unknown): err is Error & { code: string } {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
+export function toNewEntry({ event }: ReceivedEvent): NewEntry {
+  return {
+    id: `aud_${ulid()}`,
+    eventId: event.id,
+    event: event.type,
+    entityType: event.entity.type,
+    entityId: event.entity.id,
+    actorId: event.actor?.id ?? null,
+    actorType: event.actor?.type ?? null,
+    organizationId: event.organizationId,
+    requestId: event.requestId,
+    payload: redact(event.data),
+    // As stored: timestamptz keeps it, and a JS Date reads it back with milliseconds in UTC.
+    createdAt: new Date(event.timestamp).toISOString(),
+  };
+}
+
+/**
+ * Turns every well-formed event into one audit entry, a batch per transaction, acked after commit.
+ * A batch that Postgres refuses for its data is written again event by event, and the events it
+ * still refuses are recorded as rejected, so one bad event never stalls the others.
+ */
 @Injectable()
 export class IngestService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('AuditIngest');
   private consumer?: DurableBatchConsumer;
+  private readonly partitions = new Partitions();
   private readonly ingested: Counter;
   private readonly rejected: Counter;
   private readonly batchSize: Histogram;
@@ -24,15 +56,28 @@ export class IngestService implements OnApplicationBootstrap, BeforeApplicationS
     @Inject(METRICS_REGISTRY) registry: Registry,
   ) {
     this.ingested = new Counter({ name: 'herald_audit_events_ingested_total', help: 'Audit entries written', registers: [registry] });
-    this.rejected = new Counter({ name: 'herald_audit_events_rejected_total', help: 'Malformed messages recorded and terminated', registers: [registry] });
-    this.batchSize = new Histogram({ name: 'herald_audit_batch_size', help: 'Messages per committed batch', buckets: [1, 5, 25, 100, 250, 500, 1000], registers: [registry] });
+    this.rejected = new Counter({ name: 'herald_audit_events_rejected_total', help: 'Malformed or refused messages recorded and not redelivered', registers: [registry] });
+    this.batchSize = new Histogram({ name: 'herald_audit_batch_size', help: 'Messages per committed batch', buckets: [1, 5, 25, 100, 250, 500, 1000, 2500], registers: [registry] });
+    const consumer = () => this.consumer;
+    new Gauge({
+      name: 'herald_audit_consumer_lag',
+      help: 'Events in the stream not yet handed to the audit-writer',
+      registers: [registry],
+      async collect() {
+        const c = consumer();
+        if (c) this.set(await c.lag().catch(() => -1));
+      },
+    });
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    const now = new Date();
+    await inTransaction(this.ds, (q) => this.partitions.ensure(q, now, new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + PARTITION_MONTHS_AHEAD, 1))));
     this.consumer = this.bus.consumer(
       {
         durableName: this.config.CONSUMER_NAME,
         batchSize: this.config.CONSUMER_BATCH_SIZE,
+        ackWaitMs: this.config.CONSUMER_ACK_WAIT_MS,
         onError: (err, size) => this.logger.error({ err, size }, 'Audit batch failed; handed back for redelivery'),
         onBatch: (batch) => this.batchSize.observe(batch.events.length + batch.rejected.length),
       },
@@ -46,41 +91,37 @@ export class IngestService implements OnApplicationBootstrap, BeforeApplicationS
   }
 
   async write(batch: EventBatch): Promise<void> {
-    await inTransaction(this.ds, async (query) => {
-      if (batch.events.length) {
-        const cols: unknown[][] = [[], [], [], [], [], [], [], [], [], [], []];
-        for (const { event } of batch.events) {
-          const row = [
-            `aud_${ulid()}`,
-            event.id,
-            event.type,
-            event.entity.type,
-            event.entity.id,
-            event.actor?.id ?? null,
-            event.actor?.type ?? null,
-            event.organizationId,
-            event.requestId,
-            JSON.stringify(redact(event.data)),
-            event.timestamp,
-          ];
-          row.forEach((v, i) => cols[i].push(v));
+    try {
+      await this.commit(batch.events, batch.rejected);
+    } catch (err) {
+      if (!isDataError(err) || batch.events.length === 0) throw err;
+      this.logger.warn({ err: err.message, size: batch.events.length }, 'Postgres refused a batch; writing its events one by one');
+      const refused: RejectedMessage[] = [];
+      for (const e of batch.events) {
+        try {
+          await this.commit([e], []);
+        } catch (one) {
+          if (!isDataError(one)) throw one;
+          refused.push({
+            subject: e.subject,
+            // The event as validated (the consumer keeps no copy of the original bytes).
+            raw: Buffer.from(JSON.stringify(e.event)).subarray(0, REJECTED_RAW_LIMIT),
+            reason: `refused by the database: ${one.message}`,
+            streamSeq: e.streamSeq,
+          });
         }
-        await query(
-          `insert into audit.entries (id, event_id, event, entity_type, entity_id, actor_id, actor_type, organization_id, request_id, payload, created_at)
-           select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::timestamptz[])
-           on conflict (event_id) do nothing`,
-          cols,
-        );
       }
-      if (batch.rejected.length) {
-        await query(
-          `insert into audit.rejected_events (subject, raw, reason, stream_seq)
-           select * from unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[])`,
-          [batch.rejected.map((r) => r.subject), batch.rejected.map((r) => r.raw), batch.rejected.map((r) => r.reason), batch.rejected.map((r) => r.streamSeq)],
-        );
-      }
+      await this.commit([], [...batch.rejected, ...refused]);
+    }
+  }
+
+  private async commit(events: ReceivedEvent[], rejected: RejectedMessage[]): Promise<void> {
+    const written = await inTransaction(this.ds, async (query) => {
+      const n = await appendEntries(query, this.partitions, events.map(toNewEntry));
+      await recordRejected(query, rejected);
+      return n;
     });
-    this.ingested.inc(batch.events.length);
-    this.rejected.inc(batch.rejected.length);
+    this.ingested.inc(written);
+    this.rejected.inc(rejected.length);
   }
 }

@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { AuditEntryView, AuditQueryDto, HeraldError, RpcContext } from '@herald/contracts';
+import { AuditEntryView, AuditQueryDto, HeraldError, RpcContext, rangeBound } from '@herald/contracts';
 import { RpcResult } from '@herald/bus';
 import { DataSource } from 'typeorm';
 
 const DEFAULT_LIMIT = 50;
 
-interface EntryRow {
+export interface EntryRow {
   id: string;
   event_id: string;
   event: string;
@@ -20,35 +20,34 @@ interface EntryRow {
   recorded_at: Date;
 }
 
-/** A date without a time means the whole day: `from` its first instant, `to` its last. */
-export function rangeBound(value: string, edge: 'from' | 'to'): Date {
-  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) {
-    const start = new Date(`${value}T00:00:00.000Z`);
-    return edge === 'from' ? start : new Date(start.getTime() + 86_400_000 - 1);
-  }
-  return new Date(value);
-}
-
+/**
+ * Where the previous page ended (`createdAt`, `id`), and the moment paging began: entries recorded
+ * later are left out, so a walk through the pages sees the entries of that moment, each once.
+ */
 interface Cursor {
   createdAt: string;
   id: string;
+  asOf: string;
 }
 
-function encodeCursor(row: EntryRow): string {
-  return Buffer.from(JSON.stringify({ createdAt: row.created_at.toISOString(), id: row.id } satisfies Cursor)).toString('base64url');
+const ENTRY_COLUMNS = 'id, event_id, event, entity_type, entity_id, actor_id, actor_type, organization_id, request_id, payload, created_at, recorded_at';
+
+function encodeCursor(row: EntryRow, asOf: Date): string {
+  const c: Cursor = { createdAt: row.created_at.toISOString(), id: row.id, asOf: asOf.toISOString() };
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
 }
 
 function decodeCursor(cursor: string): Cursor {
   try {
-    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Cursor;
-    if (typeof c.id === 'string' && typeof c.createdAt === 'string' && !Number.isNaN(Date.parse(c.createdAt))) return c;
+    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Partial<Cursor>;
+    if (typeof c.id === 'string' && [c.createdAt, c.asOf].every((t) => typeof t === 'string' && !Number.isNaN(Date.parse(t)))) return c as Cursor;
   } catch {
     // fall through to the validation error
   }
-  throw HeraldError.validation([{ field: 'cursor', message: 'cursor is not a nextCursor returned by this API' }]);
+  throw HeraldError.validation([{ field: 'cursor', message: 'cursor must be a nextCursor returned by this API' }]);
 }
 
-function toView(r: EntryRow): AuditEntryView {
+export function toView(r: EntryRow): AuditEntryView {
   return {
     id: r.id,
     eventId: r.event_id,
@@ -69,13 +68,16 @@ function toView(r: EntryRow): AuditEntryView {
 export class AuditQueryService {
   constructor(private readonly ds: DataSource) {}
 
-  /** Newest first (`createdAt` desc, `id` desc) with a keyset cursor, scoped to the caller's organization. */
+  /**
+   * Newest first (`createdAt` desc, `id` desc) with a keyset cursor, scoped to the caller's
+   * organization. Each filter has an index that ends in that order (see docs/audit.md).
+   */
   async query(q: AuditQueryDto, ctx: RpcContext): Promise<RpcResult<AuditEntryView[]>> {
     const where = ['organization_id = $1'];
     const params: unknown[] = [ctx.organizationId];
-    const add = (sql: string, value: unknown) => {
-      params.push(value);
-      where.push(sql.replace('?', `$${params.length}`));
+    const add = (sql: string, ...values: unknown[]) => {
+      let i = 0;
+      where.push(sql.replace(/\?/g, () => `$${params.push(values[i++])}`));
     };
     if (q.entityType !== undefined) add('entity_type = ?', q.entityType);
     if (q.entityId !== undefined) add('entity_id = ?', q.entityId);
@@ -83,18 +85,18 @@ export class AuditQueryService {
     if (q.actorId !== undefined) add('actor_id = ?', q.actorId);
     if (q.from !== undefined) add('created_at >= ?', rangeBound(q.from, 'from'));
     if (q.to !== undefined) add('created_at <= ?', rangeBound(q.to, 'to'));
-    if (q.cursor !== undefined) {
-      const c = decodeCursor(q.cursor);
-      params.push(c.createdAt, c.id);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+    const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+    if (cursor) {
+      add('(created_at, id) < (?::timestamptz, ?)', cursor.createdAt, cursor.id);
+      add('recorded_at <= ?', cursor.asOf);
     }
     const limit = q.limit ?? DEFAULT_LIMIT;
-    params.push(limit + 1);
-    const rows: EntryRow[] = await this.ds.query(
-      `select * from audit.entries where ${where.join(' and ')} order by created_at desc, id desc limit $${params.length}`,
+    const rows: (EntryRow & { as_of: Date })[] = await this.ds.query(
+      `select ${ENTRY_COLUMNS}, now() as as_of from audit.entries where ${where.join(' and ')} order by created_at desc, id desc limit $${params.push(limit + 1)}`,
       params,
     );
     const page = rows.slice(0, limit);
-    return { data: page.map(toView), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]) : null };
+    const asOf = cursor ? new Date(cursor.asOf) : rows[0]?.as_of;
+    return { data: page.map(toView), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1], asOf!) : null };
   }
 }

@@ -151,6 +151,12 @@ export class DurableBatchConsumer {
     o.onBatch?.(batch, performance.now() - started);
   }
 
+  /** Messages of the stream this consumer has not been handed yet (for a lag gauge). */
+  async lag(): Promise<number> {
+    const info = await this.jsm.consumers.info(this.options.stream, this.options.durableName);
+    return info.num_pending;
+  }
+
   /** Stops pulling, commits and acks what was already received, and returns when that is done. */
   async stop(): Promise<void> {
     if (this.stopping) return;
