@@ -17,7 +17,7 @@ type ConfigClass<T> = new () => T;
  */
 export function loadConfig<T extends object>(cls: ConfigClass<T>, env: Record<string, string | undefined> = process.env): T {
   const plain: Record<string, unknown> = {};
-  for (const key of variablesOf(cls)) {
+  for (const key of configVariables(cls)) {
     const value = env[key];
     if (value !== undefined && value !== '') plain[key] = value;
   }
@@ -36,8 +36,9 @@ export function loadConfig<T extends object>(cls: ConfigClass<T>, env: Record<st
 /**
  * Every variable a config class reads: the fields with a default and the optional ones (`API_KEYS?`),
  * which exist on an instance only when assigned, so they are found through their validators.
+ * Also what the deployment tests check compose and Kubernetes settings against.
  */
-function variablesOf(cls: ConfigClass<object>): string[] {
+export function configVariables(cls: ConfigClass<object>): string[] {
   const names = new Set(Object.keys(new cls()));
   for (const m of getMetadataStorage().getTargetValidationMetadatas(cls, '', true, false)) names.add(m.propertyName);
   return [...names];
