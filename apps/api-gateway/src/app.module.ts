@@ -9,6 +9,7 @@ import { ApiKeyStore, parseKeys } from './auth/api-keys';
 import { AuthGuard } from './auth/auth.guard';
 import { RateLimiter } from './auth/rate-limit';
 import { AuditController } from './audit/audit.controller';
+import { DeliveriesController } from './deliveries/deliveries.controller';
 import { GatewayConfig } from './config';
 import { OpenApiController } from './docs/openapi';
 import { ErrorFilter } from './errors/error.filter';
@@ -57,7 +58,7 @@ export class AppModule {
         LoggerModule.forRoot(loggerParams('api-gateway', config.LOG_LEVEL)),
         BusModule.forRootAsync({ useFactory: () => ({ ...busOptionsFrom(config, 'api-gateway'), ensureStream: false }) }),
       ],
-      controllers: [HealthController, MetricsController, OpenApiController, WebhooksController, AuditController],
+      controllers: [HealthController, MetricsController, OpenApiController, WebhooksController, DeliveriesController, AuditController],
       providers: [
         { provide: GatewayConfig, useValue: config },
         { provide: ApiKeyStore, useValue: keys },

@@ -6,6 +6,8 @@ import { HealthController, METRICS_REGISTRY, MetricsController, READINESS_PROBE,
 import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
 import { DISPATCH_SCHEMA, DispatcherConfig } from './config';
+import { DeliveriesRpc } from './delivery/deliveries.rpc';
+import { DeliveriesService } from './delivery/deliveries.service';
 import { DeliverySender } from './delivery/delivery-sender.service';
 import { IntakeService } from './intake/intake.service';
 import { DISPATCH_MIGRATIONS } from './migrations';
@@ -58,6 +60,8 @@ export class AppModule {
         WebhooksRpc,
         IntakeService,
         DeliverySender,
+        DeliveriesService,
+        DeliveriesRpc,
       ],
     };
   }
