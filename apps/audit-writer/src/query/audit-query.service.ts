@@ -64,37 +64,41 @@ export function toView(r: EntryRow): AuditEntryView {
   };
 }
 
+/**
+ * The SQL of one page: newest first (`createdAt` desc, `id` desc), after the cursor, scoped to the
+ * caller's organization. Each filter has an index that ends in that order (docs/audit.md shows the
+ * plans; test/audit/audit-plans checks them).
+ */
+export function pageQuery(q: AuditQueryDto, organizationId: string): { sql: string; params: unknown[]; cursor?: Cursor; limit: number } {
+  const where = ['organization_id = $1'];
+  const params: unknown[] = [organizationId];
+  const add = (sql: string, ...values: unknown[]) => {
+    let i = 0;
+    where.push(sql.replace(/\?/g, () => `$${params.push(values[i++])}`));
+  };
+  if (q.entityType !== undefined) add('entity_type = ?', q.entityType);
+  if (q.entityId !== undefined) add('entity_id = ?', q.entityId);
+  if (q.event !== undefined) add('event = ?', q.event);
+  if (q.actorId !== undefined) add('actor_id = ?', q.actorId);
+  if (q.from !== undefined) add('created_at >= ?', rangeBound(q.from, 'from'));
+  if (q.to !== undefined) add('created_at <= ?', rangeBound(q.to, 'to'));
+  const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+  if (cursor) {
+    add('(created_at, id) < (?::timestamptz, ?)', cursor.createdAt, cursor.id);
+    add('recorded_at <= ?', cursor.asOf);
+  }
+  const limit = q.limit ?? DEFAULT_LIMIT;
+  const sql = `select ${ENTRY_COLUMNS}, now() as as_of from audit.entries where ${where.join(' and ')} order by created_at desc, id desc limit $${params.push(limit + 1)}`;
+  return { sql, params, cursor, limit };
+}
+
 @Injectable()
 export class AuditQueryService {
   constructor(private readonly ds: DataSource) {}
 
-  /**
-   * Newest first (`createdAt` desc, `id` desc) with a keyset cursor, scoped to the caller's
-   * organization. Each filter has an index that ends in that order (see docs/audit.md).
-   */
   async query(q: AuditQueryDto, ctx: RpcContext): Promise<RpcResult<AuditEntryView[]>> {
-    const where = ['organization_id = $1'];
-    const params: unknown[] = [ctx.organizationId];
-    const add = (sql: string, ...values: unknown[]) => {
-      let i = 0;
-      where.push(sql.replace(/\?/g, () => `$${params.push(values[i++])}`));
-    };
-    if (q.entityType !== undefined) add('entity_type = ?', q.entityType);
-    if (q.entityId !== undefined) add('entity_id = ?', q.entityId);
-    if (q.event !== undefined) add('event = ?', q.event);
-    if (q.actorId !== undefined) add('actor_id = ?', q.actorId);
-    if (q.from !== undefined) add('created_at >= ?', rangeBound(q.from, 'from'));
-    if (q.to !== undefined) add('created_at <= ?', rangeBound(q.to, 'to'));
-    const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
-    if (cursor) {
-      add('(created_at, id) < (?::timestamptz, ?)', cursor.createdAt, cursor.id);
-      add('recorded_at <= ?', cursor.asOf);
-    }
-    const limit = q.limit ?? DEFAULT_LIMIT;
-    const rows: (EntryRow & { as_of: Date })[] = await this.ds.query(
-      `select ${ENTRY_COLUMNS}, now() as as_of from audit.entries where ${where.join(' and ')} order by created_at desc, id desc limit $${params.push(limit + 1)}`,
-      params,
-    );
+    const { sql, params, cursor, limit } = pageQuery(q, ctx.organizationId);
+    const rows: (EntryRow & { as_of: Date })[] = await this.ds.query(sql, params);
     const page = rows.slice(0, limit);
     const asOf = cursor ? new Date(cursor.asOf) : rows[0]?.as_of;
     return { data: page.map(toView), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1], asOf!) : null };

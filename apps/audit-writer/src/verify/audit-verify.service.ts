@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AuditVerifyQueryDto, AuditVerifyView, RpcContext, rangeBound } from '@herald/contracts';
 import { RpcResult } from '@herald/bus';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { GENESIS_HASH, entryHash } from '../log/entry-hash';
 import { EntryRow, toView } from '../query/audit-query.service';
 
@@ -24,10 +24,22 @@ type Invalid = NonNullable<AuditVerifyView['firstInvalid']>;
 export class AuditVerifyService {
   constructor(private readonly ds: DataSource) {}
 
-  async verify(q: AuditVerifyQueryDto, ctx: RpcContext): Promise<RpcResult<AuditVerifyView>> {
-    const org = ctx.organizationId;
-    const [head] = await this.ds.query<{ seq: string; hash: string }[]>('select seq, hash from audit.chain_heads where organization_id = $1', [org]);
-    const [anchor] = await this.ds.query<{ seq: string; hash: string }[]>('select seq, hash from audit.chain_anchors where organization_id = $1', [org]);
+  /** One snapshot for the whole walk, so entries appended meanwhile are not taken for insertions. */
+  verify(q: AuditVerifyQueryDto, ctx: RpcContext): Promise<RpcResult<AuditVerifyView>> {
+    return this.ds.transaction('REPEATABLE READ', (m) => new ChainWalk(m, ctx.organizationId).run(q));
+  }
+}
+
+class ChainWalk {
+  constructor(
+    private readonly db: EntityManager,
+    private readonly org: string,
+  ) {}
+
+  async run(q: AuditVerifyQueryDto): Promise<RpcResult<AuditVerifyView>> {
+    const org = this.org;
+    const [head] = await this.db.query<{ seq: string; hash: string }[]>('select seq, hash from audit.chain_heads where organization_id = $1', [org]);
+    const [anchor] = await this.db.query<{ seq: string; hash: string }[]>('select seq, hash from audit.chain_anchors where organization_id = $1', [org]);
     const headSeq = head ? Number(head.seq) : 0;
     const anchorSeq = anchor ? Number(anchor.seq) : 0;
     const anchorHash = anchor?.hash ?? GENESIS_HASH;
@@ -42,7 +54,7 @@ export class AuditVerifyService {
     let after = { seq: 0, id: '' };
     const invalid = (firstInvalid: Invalid): RpcResult<AuditVerifyView> => ({ data: { valid: false, checked, firstInvalid } });
     for (;;) {
-      const rows: ChainRow[] = await this.ds.query(
+      const rows: ChainRow[] = await this.db.query(
         `select * from audit.entries where organization_id = $1 and (chain_seq, id) > ($2, $3) ${range.map((r) => `and ${r}`).join(' ')}
          order by chain_seq, id limit ${CHUNK}`,
         [org, after.seq, after.id, ...rangeParams],
@@ -53,7 +65,7 @@ export class AuditVerifyService {
         if (prev?.seq === seq) return invalid({ id: r.id, reason: `inserted: a second entry at chain position ${seq}` });
         if (seq > headSeq) return invalid({ id: r.id, reason: `inserted: chain position ${seq} is past the chain's head (${headSeq})` });
         if (seq <= anchorSeq) return invalid({ id: r.id, reason: `inserted: chain position ${seq} was pruned` });
-        const previous = prev && prev.seq === seq - 1 ? prev.hash : await this.hashBefore(org, seq, anchorSeq, anchorHash);
+        const previous = prev && prev.seq === seq - 1 ? prev.hash : await this.hashBefore(seq, anchorSeq, anchorHash);
         if (previous === undefined) return invalid({ id: r.id, reason: `removed: the entry before it (chain position ${seq - 1}) is missing` });
         if (previous === null) return invalid({ id: r.id, reason: `inserted: a second entry at chain position ${seq - 1}` });
         const expected = entryHash(previous, { ...toView(r), chainSeq: seq });
@@ -65,9 +77,9 @@ export class AuditVerifyService {
     }
     // The newest entries: the head must still be there, as it was written.
     if (headSeq > anchorSeq) {
-      const [newest] = await this.ds.query<{ hash: string }[]>('select hash from audit.entries where organization_id = $1 and chain_seq = $2', [org, headSeq]);
+      const [newest] = await this.db.query<{ hash: string }[]>('select hash from audit.entries where organization_id = $1 and chain_seq = $2', [org, headSeq]);
       if (newest?.hash !== head.hash) {
-        const [last] = await this.ds.query<{ id: string }[]>('select id from audit.entries where organization_id = $1 order by chain_seq desc limit 1', [org]);
+        const [last] = await this.db.query<{ id: string }[]>('select id from audit.entries where organization_id = $1 order by chain_seq desc limit 1', [org]);
         return invalid({ id: last?.id ?? null, reason: `removed: the newest entries (up to chain position ${headSeq}) are missing` });
       }
     }
@@ -75,9 +87,9 @@ export class AuditVerifyService {
   }
 
   /** The hash the entry at `seq` follows: undefined when its predecessor is gone, null when there are two. */
-  private async hashBefore(org: string, seq: number, anchorSeq: number, anchorHash: string): Promise<string | undefined | null> {
+  private async hashBefore(seq: number, anchorSeq: number, anchorHash: string): Promise<string | undefined | null> {
     if (seq - 1 === anchorSeq) return anchorHash;
-    const rows = await this.ds.query<{ hash: string }[]>('select hash from audit.entries where organization_id = $1 and chain_seq = $2', [org, seq - 1]);
+    const rows = await this.db.query<{ hash: string }[]>('select hash from audit.entries where organization_id = $1 and chain_seq = $2', [this.org, seq - 1]);
     return rows.length === 1 ? rows[0].hash : rows.length === 0 ? undefined : null;
   }
 }
