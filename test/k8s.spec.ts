@@ -61,7 +61,9 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
       const ref = e.valueFrom?.secretKeyRef;
       if (ref) {
         const secret = objects.find((x) => x.kind === 'Secret' && x.metadata.name === ref.name);
-        env[e.name] = secret ? Buffer.from(secret.data[ref.key], 'base64').toString() : PLACEHOLDER_SECRETS[e.name];
+        const value = secret ? secret.data[ref.key] && Buffer.from(secret.data[ref.key], 'base64').toString() : PLACEHOLDER_SECRETS[e.name];
+        if (value !== undefined) env[e.name] = value;
+        else expect([e.name, ref.optional]).toEqual([e.name, true]);
       }
     }
     return env;
@@ -114,6 +116,8 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
       expect(base(secretRef(o, 'DATABASE_URL').name)).toBe('herald-database');
     }
     expect(base(secretRef(deployment('dispatcher'), 'WEBHOOK_SECRET_KEY').name)).toBe('herald-webhook-secret-key');
+    // Earlier keys for a rotation live beside the current one, and only while rotating.
+    expect(secretRef(deployment('dispatcher'), 'WEBHOOK_SECRET_KEYS')).toMatchObject({ key: 'WEBHOOK_SECRET_KEYS', optional: true });
     expect(secretRef(deployment('api-gateway'), 'DATABASE_URL')).toBeUndefined();
 
     // The gateway reads its keys from a file in a mounted Secret: mounted as a directory (no subPath),
@@ -127,14 +131,14 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
     expect(base(volume.secret.secretName)).toBe('herald-api-keys');
 
     for (const cm of all('ConfigMap')) {
-      for (const k of ['DATABASE_URL', 'WEBHOOK_SECRET_KEY', 'API_KEYS']) expect(cm.data).not.toHaveProperty(k);
+      for (const k of ['DATABASE_URL', 'WEBHOOK_SECRET_KEY', 'WEBHOOK_SECRET_KEYS', 'API_KEYS']) expect(cm.data).not.toHaveProperty(k);
     }
     if (overlay === 'development') {
       // Every Secret a pod refers to is rendered, with the key it reads.
       for (const o of [...all('Deployment'), ...all('Job')]) {
         for (const e of containerOf(o).env ?? []) {
           const ref = e.valueFrom?.secretKeyRef;
-          if (ref) expect(one('Secret', ref.name).data).toHaveProperty(ref.key);
+          if (ref && !ref.optional) expect(one('Secret', ref.name).data).toHaveProperty(ref.key);
         }
       }
       expect(JSON.parse(Buffer.from(one('Secret', volume.secret.secretName).data['keys.json'], 'base64').toString())).toEqual([]);

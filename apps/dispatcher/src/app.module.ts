@@ -12,7 +12,7 @@ import { DeliverySender } from './delivery/delivery-sender.service';
 import { IntakeService } from './intake/intake.service';
 import { DISPATCH_MIGRATIONS } from './migrations';
 import { OutboxService } from './webhooks/outbox.service';
-import { SecretBox, loadSecretKey } from './webhooks/secret-box';
+import { SecretBox, loadSecretKey, previousSecretKeys } from './webhooks/secret-box';
 import { WebhooksRpc } from './webhooks/webhooks.rpc';
 import { WebhooksService } from './webhooks/webhooks.service';
 
@@ -53,7 +53,7 @@ export class AppModule {
         { provide: DispatcherConfig, useValue: config },
         { provide: METRICS_REGISTRY, useValue: createMetricsRegistry('dispatcher') },
         { provide: READINESS_PROBE, useClass: Readiness },
-        { provide: SecretBox, useFactory: () => new SecretBox(loadSecretKey(config.WEBHOOK_SECRET_KEY, config.DATA_DIR)) },
+        { provide: SecretBox, useFactory: () => new SecretBox(loadSecretKey(config.WEBHOOK_SECRET_KEY, config.DATA_DIR), previousSecretKeys(config.WEBHOOK_SECRET_KEYS)) },
         StartupNotes,
         OutboxService,
         WebhooksService,

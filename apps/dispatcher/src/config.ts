@@ -11,6 +11,14 @@ export class DispatcherConfig extends DatabaseConfig {
   @Matches(/^[A-Za-z0-9+/]{43}=$/, { message: 'must be 32 bytes in base64 (44 characters); make one with: openssl rand -base64 32' })
   WEBHOOK_SECRET_KEY?: string;
 
+  /**
+   * Earlier WEBHOOK_SECRET_KEYs, comma-separated: secrets stored under them still decrypt, so the key
+   * can be rotated without downtime (`npm run webhook-secrets -- rotate` then re-encrypts them).
+   */
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9+/]{43}=(\s*,\s*[A-Za-z0-9+/]{43}=)*$/, { message: 'must be 32-byte base64 keys (44 characters each) separated by commas' })
+  WEBHOOK_SECRET_KEYS?: string;
+
   /** Where development state (the generated secret key) is kept. */
   @IsString()
   DATA_DIR = '.data';

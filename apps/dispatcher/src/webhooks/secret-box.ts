@@ -4,10 +4,20 @@ import { join } from 'node:path';
 
 const VERSION = 'v1';
 
-/** AES-256-GCM for webhook secrets at rest: `v1:` + base64(iv ‖ tag ‖ ciphertext). */
+/**
+ * AES-256-GCM for webhook secrets at rest: `v1:` + base64(iv ‖ tag ‖ ciphertext), always encrypted
+ * with the current key. Earlier keys (WEBHOOK_SECRET_KEYS) still decrypt, so the key can be rotated
+ * without downtime: GCM's tag tells which key fits, so the stored format needs no key id.
+ */
 export class SecretBox {
-  constructor(private readonly key: Buffer) {
-    if (key.length !== 32) throw new Error('The secret key must be 32 bytes');
+  private readonly previous: Buffer[];
+
+  constructor(
+    private readonly key: Buffer,
+    previous: Buffer[] = [],
+  ) {
+    for (const k of [key, ...previous]) if (k.length !== 32) throw new Error('The secret key must be 32 bytes');
+    this.previous = previous;
   }
 
   encrypt(plain: string): string {
@@ -18,12 +28,25 @@ export class SecretBox {
   }
 
   decrypt(stored: string): string {
+    return this.open(stored).plain;
+  }
+
+  /** The plain text, and whether it was sealed with an earlier key (then it should be re-encrypted). */
+  open(stored: string): { plain: string; stale: boolean } {
     const [version, payload] = stored.split(':', 2);
     if (version !== VERSION || !payload) throw new Error('Unknown secret format');
     const buf = Buffer.from(payload, 'base64');
-    const decipher = createDecipheriv('aes-256-gcm', this.key, buf.subarray(0, 12));
-    decipher.setAuthTag(buf.subarray(12, 28));
-    return Buffer.concat([decipher.update(buf.subarray(28)), decipher.final()]).toString('utf8');
+    const keys = [this.key, ...this.previous];
+    for (let i = 0; i < keys.length; i++) {
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', keys[i], buf.subarray(0, 12));
+        decipher.setAuthTag(buf.subarray(12, 28));
+        return { plain: Buffer.concat([decipher.update(buf.subarray(28)), decipher.final()]).toString('utf8'), stale: i > 0 };
+      } catch {
+        // Not this key (GCM authentication failed): try the next one.
+      }
+    }
+    throw new Error('No configured key decrypts this secret (WEBHOOK_SECRET_KEY / WEBHOOK_SECRET_KEYS)');
   }
 }
 
@@ -39,4 +62,13 @@ export function loadSecretKey(configured: string | undefined, dataDir: string): 
   const key = randomBytes(32);
   writeFileSync(file, key.toString('base64'), { mode: 0o600, flag: 'wx' });
   return key;
+}
+
+/** Earlier keys from WEBHOOK_SECRET_KEYS (comma-separated base64), for decryption only. */
+export function previousSecretKeys(configured: string | undefined): Buffer[] {
+  return (configured ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean)
+    .map((k) => Buffer.from(k, 'base64'));
 }

@@ -1,0 +1,102 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { INestApplication } from '@nestjs/common';
+import { NatsConnection } from '@nats-io/nats-core';
+import { EventPublisher } from '@herald/bus';
+import { Receiver, signatureValid } from './receiver';
+import { TestEnv, createTestEnv, migrate, publisherFor, startInProcess, urlOf, waitFor } from './stack';
+
+const KEY = { 'x-api-key': 'dev-staff-key', 'content-type': 'application/json' };
+const OLD_KEY = randomBytes(32).toString('base64');
+const NEW_KEY = randomBytes(32).toString('base64');
+
+describe('rotating WEBHOOK_SECRET_KEY: WEBHOOK_SECRET_KEYS and npm run webhook-secrets', () => {
+  let env: TestEnv;
+  let receiver: Receiver;
+  let nc: NatsConnection;
+  let publisher: EventPublisher;
+  const apps: INestApplication[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnv();
+    await migrate(env);
+    receiver = await Receiver.start();
+    ({ publisher, nc } = await publisherFor(env));
+  });
+
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await nc?.close();
+    await receiver?.close();
+    await env?.cleanup();
+  });
+
+  async function startDispatcherAndGateway(vars: Record<string, string>): Promise<string> {
+    const dispatcher = await startInProcess('dispatcher', env, vars);
+    const gateway = await startInProcess('api-gateway', env);
+    apps.push(gateway, dispatcher);
+    return urlOf(gateway);
+  }
+
+  async function stopAll(): Promise<void> {
+    while (apps.length) await apps.pop()!.close();
+  }
+
+  /** The tool as an operator runs it (the migrate image holds it too), with the dispatcher's settings. */
+  function tool(command: string, vars: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [join(__dirname, '../dist/tools/webhook-secrets.js'), command], {
+      env: { PATH: process.env.PATH ?? '', ...env.vars, DATA_DIR: join('/tmp', `herald-${env.id}`), ...vars },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it('secrets stored under the old key are re-encrypted and keep signing deliveries after the old key is gone', async () => {
+    // Two webhooks whose secrets are stored under the old key.
+    const url = await startDispatcherAndGateway({ WEBHOOK_SECRET_KEY: OLD_KEY });
+    const secrets = ['whsec_rotation_first_0001', 'whsec_rotation_second_002'];
+    for (const [i, secret] of secrets.entries()) {
+      const res = await fetch(`${url}/api/webhooks`, { method: 'POST', headers: KEY, body: JSON.stringify({ url: receiver.url(`/hook-${i}`), events: ['orders.create'], secret }) });
+      expect(res.status).toBe(201);
+    }
+    await stopAll();
+
+    // The new key alone cannot read them: check says so and exits 1.
+    const before = tool('check', { WEBHOOK_SECRET_KEY: NEW_KEY });
+    expect(before.status).toBe(1);
+    expect(before.stdout).toContain('0 under the current key, 0 under an earlier key, 2 unreadable');
+    expect(before.stderr).toContain('WEBHOOK_SECRET_KEYS');
+
+    // Step 1: the new key, with the old one kept for decryption. Step 2: re-encrypt.
+    const check = tool('check', { WEBHOOK_SECRET_KEY: NEW_KEY, WEBHOOK_SECRET_KEYS: OLD_KEY });
+    expect(check.stdout).toContain('0 under the current key, 2 under an earlier key, 0 unreadable');
+    expect(check.status).toBe(0);
+    const rotate = tool('rotate', { WEBHOOK_SECRET_KEY: NEW_KEY, WEBHOOK_SECRET_KEYS: OLD_KEY });
+    expect(rotate.stdout).toContain('2 under an earlier key (2 re-encrypted)');
+    expect(rotate.status).toBe(0);
+
+    // Step 3: the old key is dropped; everything opens with the new key alone…
+    const after = tool('check', { WEBHOOK_SECRET_KEY: NEW_KEY });
+    expect(after.stdout).toContain('2 under the current key, 0 under an earlier key, 0 unreadable');
+    expect(after.status).toBe(0);
+
+    // …and deliveries are still signed with each webhook's own secret.
+    await startDispatcherAndGateway({ WEBHOOK_SECRET_KEY: NEW_KEY });
+    await publisher.publish({ type: 'orders.create', data: { id: 'order-rotated' } });
+    await waitFor(() => receiver.at('/hook-0').length >= 1 && receiver.at('/hook-1').length >= 1, 20_000, 'both deliveries');
+    expect(signatureValid(receiver.at('/hook-0')[0], secrets[0])).toBe(true);
+    expect(signatureValid(receiver.at('/hook-1')[0], secrets[1])).toBe(true);
+  });
+
+  it('a WEBHOOK_SECRET_KEYS that is not a list of 32-byte base64 keys stops the dispatcher naming it', () => {
+    const r = spawnSync(process.execPath, [join(__dirname, '../dist/apps/dispatcher/main.js')], {
+      env: { PATH: process.env.PATH ?? '', NATS_URL: 'nats://127.0.0.1:1', WEBHOOK_SECRET_KEYS: `${OLD_KEY},short` },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/dispatcher: Invalid configuration[\s\S]*\bWEBHOOK_SECRET_KEYS: must be 32-byte base64 keys/);
+  });
+});
