@@ -3,8 +3,8 @@ import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { BusModule, BusService, busOptionsFrom } from '@herald/bus';
 import { ConfigError } from '@herald/config';
 import { HeraldError, toFieldErrors } from '@herald/contracts';
-import { HealthController, METRICS_REGISTRY, MetricsController, READINESS_PROBE, ReadinessProbe, createMetricsRegistry, loggerParams } from '@herald/observability';
-import { LoggerModule } from 'nestjs-pino';
+import { HealthController, METRICS_REGISTRY, MetricsController, READINESS_PROBE, ReadinessProbe, createMetricsRegistry } from '@herald/observability';
+import { LoggerModule, Params } from 'nestjs-pino';
 import { ApiKeyStore, parseKeys } from './auth/api-keys';
 import { AuthGuard } from './auth/auth.guard';
 import { RateLimiter } from './auth/rate-limit';
@@ -51,11 +51,11 @@ export function createKeyStore(config: GatewayConfig): ApiKeyStore {
 /** api-gateway: HTTP in, keys and permissions, validation, then NATS request/reply to the owning service. */
 @Module({})
 export class AppModule {
-  static register(config: GatewayConfig, keys: ApiKeyStore): DynamicModule {
+  static register(config: GatewayConfig, keys: ApiKeyStore, logging: Params): DynamicModule {
     return {
       module: AppModule,
       imports: [
-        LoggerModule.forRoot(loggerParams('api-gateway', config.LOG_LEVEL)),
+        LoggerModule.forRoot(logging),
         BusModule.forRootAsync({ useFactory: () => ({ ...busOptionsFrom(config, 'api-gateway'), ensureStream: false }) }),
       ],
       controllers: [HealthController, MetricsController, OpenApiController, WebhooksController, DeliveriesController, AuditController],

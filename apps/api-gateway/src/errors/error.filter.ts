@@ -37,14 +37,15 @@ function fromHttpStatus(status: number, message: string): HeraldError {
 
 const logger = new Logger('Errors');
 
-export function toHeraldError(err: unknown): HeraldError {
+export function toHeraldError(err: unknown, requestId?: string): HeraldError {
   if (err instanceof HeraldError) return err;
   if (err instanceof HttpException) return fromHttpStatus(err.getStatus(), err.message);
   const e = err as { type?: string; status?: number };
   if (e?.type === 'entity.too.large') return fromHttpStatus(413, '');
   if (e?.type === 'entity.parse.failed') return new HeraldError(ErrorCode.BadRequest, 'The request body is not valid JSON.');
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return fromHttpStatus(e.status, 'The request is malformed.');
-  logger.error(err instanceof Error ? { err } : { err: String(err) }, 'Unhandled error');
+  // Named here: the gateway's logger has no per-request context (see plainHttpLogging).
+  logger.error({ err: err instanceof Error ? err : String(err), requestId }, 'Unhandled error');
   return new HeraldError(ErrorCode.InternalError, 'An internal error occurred.');
 }
 
@@ -56,12 +57,13 @@ export function sendError(res: Response, err: HeraldError): void {
 @Catch()
 export class ErrorFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
-    sendError(host.switchToHttp().getResponse<Response>(), toHeraldError(exception));
+    const http = host.switchToHttp();
+    sendError(http.getResponse<Response>(), toHeraldError(exception, String(http.getRequest<Request & { id?: unknown }>().id)));
   }
 }
 
 /** Express error handler for what fails before Nest's routing (the body parser). */
-export function expressErrorHandler(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+export function expressErrorHandler(err: unknown, req: Request & { id?: unknown }, res: Response, next: NextFunction): void {
   if (res.headersSent) return next(err);
-  sendError(res, toHeraldError(err));
+  sendError(res, toHeraldError(err, String(req.id)));
 }
