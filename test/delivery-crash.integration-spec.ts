@@ -66,6 +66,10 @@ describe('delivery across replicas and crashes', () => {
       expect(row).toEqual({ status: 'pending', attempt_count: 0 });
       await new Promise((r) => setTimeout(r, 1000));
       expect(receiver.at('/autorun-off')).toHaveLength(0);
+      // The queue gauges show the delivery waiting.
+      const metrics = await (await fetch(`${quiet.url}/metrics`)).text();
+      expect(Number(/^herald_deliveries_due\{[^}]*\} (\S+)$/m.exec(metrics)?.[1])).toBe(1);
+      expect(Number(/^herald_deliveries_oldest_due_age_seconds\{[^}]*\} (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
       // Deleted (which cancels its pending delivery) so the next tests' senders leave it alone.
       expect((await fetch(`${urlOf(gateway)}/api/webhooks/${webhookId}`, { method: 'DELETE', headers: KEY })).status).toBe(200);
     } finally {

@@ -3,7 +3,7 @@ import { EventPublisher } from '@herald/bus';
 import { Client } from 'pg';
 import { API_KEYS_JSON, KEYS } from './api-keys-fixture';
 import { Receiver, signatureValid } from './receiver';
-import { Stack, publisherFor, startStack, waitFor } from './stack';
+import { Stack, publisherFor, startStack, urlOf, waitFor } from './stack';
 
 const KEY = { 'x-api-key': 'dev-staff-key', 'content-type': 'application/json' };
 const SECRET = 'whsec_test_secret_0123456789abcdef';
@@ -75,6 +75,10 @@ describe('delivery: events reach real receivers, signed, retried and recorded', 
     expect(d).toMatchObject({ id: got.headers['x-commerce-delivery'], attempt_count: 1, last_status_code: 200, next_attempt_at: null });
     expect(d.delivered_at).toBeInstanceOf(Date);
     expect(await attemptsOf(d.id)).toEqual([{ attempt_number: 1, status_code: 200, error: null }]);
+    const metrics = await (await fetch(`${urlOf(stack.dispatcher)}/metrics`)).text();
+    expect(metrics).toMatch(/^herald_deliveries_total\{outcome="succeeded"[^}]*\} [1-9]/m);
+    expect(metrics).toMatch(/^herald_delivery_attempt_duration_seconds_count\{[^}]*\} [1-9]/m);
+    expect(metrics).toMatch(/^herald_deliveries_created_total\{[^}]*\} [1-9]/m);
   });
 
   it('500, 500, 500, then 200: four attempts recorded, numbered in the header, then succeeded', async () => {

@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+// Dispatch benchmark: the built dispatcher (and gateway, to register the webhook) against a local
+// receiver, on a database and stream of its own, compared with raw pooled undici POSTs to the same
+// receiver in the same run.
+//   1. throughput: a burst of BENCH_EVENTS events, published at once → deliveries/s received,
+//      against BENCH_EVENTS raw POSTs through an undici Pool of 64 connections (ratio; goal ≥ 0.25);
+//   2. latency: BENCH_RATE events/s for BENCH_SECONDS s → publish-to-receipt p50/p99 (goal p99 < 50 ms).
+// Usage: npm run build && node bench/dispatch/run.mjs   (needs Postgres and NATS, as npm test does)
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+import { ulid } from 'ulid';
+import { Pool } from 'undici';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 5000);
+const RATE = Number(process.env.BENCH_RATE ?? 200);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+const id = `b${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+const dbName = `herald_bench_${id}`;
+const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).toString();
+const vars = {
+  NODE_ENV: 'test',
+  DATABASE_URL: dbUrl,
+  NATS_URL,
+  EVENTS_STREAM: `HERALD_BENCH_${id}`,
+  EVENTS_SUBJECT_PREFIX: `herald_bench.${id}.events`,
+  RPC_SUBJECT_PREFIX: `herald_bench.${id}.rpc`,
+  EVENTS_MAX_AGE_SECONDS: '3600',
+  WEBHOOKS_ALLOW_PRIVATE_URLS: 'true',
+  WEBHOOK_SECRET_KEY: randomBytes(32).toString('base64'),
+  DATA_DIR: `/tmp/herald-${id}`,
+  LOG_LEVEL: 'warn',
+};
+
+// The receiver: answers 200 at once and notes when each event arrived.
+const arrived = new Map();
+let onArrival = () => {};
+const receiver = createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    const eventId = req.headers['x-commerce-event-id'];
+    if (eventId && !arrived.has(eventId)) arrived.set(eventId, performance.now());
+    res.writeHead(200).end('OK');
+    onArrival();
+  });
+});
+receiver.keepAliveTimeout = 10_000;
+await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+const receiverUrl = `http://127.0.0.1:${receiver.address().port}`;
+
+function start(app, port) {
+  const child = spawn(process.execPath, [join(root, `dist/apps/${app}/main.js`)], { env: { PATH: process.env.PATH, ...vars, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  return child;
+}
+
+async function ready(port) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`port ${port} never became ready`);
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+const admin = new pg.Client({ connectionString: ADMIN_URL });
+await admin.connect();
+await admin.query(`create database ${dbName}`);
+const children = [];
+let nc;
+try {
+  execFileSync(process.execPath, [join(root, 'dist/tools/migrate.js')], { env: { PATH: process.env.PATH, DATABASE_URL: dbUrl }, stdio: 'ignore' });
+  const dispatcherPort = 4700 + Math.floor(Math.random() * 100);
+  const gatewayPort = dispatcherPort + 100;
+  children.push(start('dispatcher', dispatcherPort), start('api-gateway', gatewayPort));
+  await Promise.all([ready(dispatcherPort), ready(gatewayPort)]);
+  const res = await fetch(`http://127.0.0.1:${gatewayPort}/api/webhooks`, {
+    method: 'POST',
+    headers: { 'x-api-key': 'dev-staff-key', 'content-type': 'application/json' },
+    body: JSON.stringify({ url: `${receiverUrl}/hooks`, events: ['orders.create'] }),
+  });
+  if (res.status !== 201) throw new Error(`webhook not created: ${res.status} ${await res.text()}`);
+
+  nc = await connect({ servers: NATS_URL });
+  const js = jetstream(nc);
+  const sentAt = new Map();
+  const publish = (i) => {
+    const event = { id: `evt_${ulid()}`, type: 'orders.create', timestamp: new Date().toISOString(), organizationId: 'default', data: { id: `ord-${i}`, grandTotal: 4999, currency: 'USD' } };
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', event.id);
+    sentAt.set(event.id, performance.now());
+    return js.publish(`${vars.EVENTS_SUBJECT_PREFIX}.orders.create`, JSON.stringify(event), { headers: h, timeout: 30_000 });
+  };
+  /** Publishes events from..to-1 with at most 500 acks outstanding (more time out on a loaded machine). */
+  const publishMany = async (n) => {
+    let i = 0;
+    await Promise.all(Array.from({ length: 500 }, async () => {
+      while (i < n) await publish(i++);
+    }));
+  };
+  const until = (n) => new Promise((resolve) => {
+    onArrival = () => arrived.size >= n && resolve();
+    onArrival();
+  });
+
+  // Warm-up: connections, JIT, caches.
+  await publishMany(200);
+  await until(200);
+  arrived.clear();
+  sentAt.clear();
+
+  // 1a. Raw pooled POSTs to the same receiver (the physical ceiling of this machine, measured now).
+  const pool = new Pool(receiverUrl, { connections: 64 });
+  const body = JSON.stringify({ id: 'evt_x', type: 'orders.create', timestamp: new Date().toISOString(), data: { id: 'ord-x', grandTotal: 4999 } });
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next < EVENTS) {
+      next++;
+      const r = await pool.request({ path: '/raw', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      await r.body.dump();
+    }
+  }));
+  const rawPerSec = EVENTS / ((performance.now() - t0) / 1000);
+  await pool.close();
+
+  // 1b. The same number of events through NATS → dispatcher → receiver.
+  arrived.clear();
+  const t1 = performance.now();
+  await publishMany(EVENTS);
+  await until(EVENTS);
+  const deliveredPerSec = EVENTS / ((performance.now() - t1) / 1000);
+
+  // 2. Steady rate: publish → receipt latency.
+  arrived.clear();
+  sentAt.clear();
+  const total = RATE * SECONDS;
+  const t2 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = t2 + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    publish(i).catch((err) => console.error('publish failed', err.message));
+  }
+  await until(total);
+  const latencies = [...arrived].map(([eventId, at]) => at - sentAt.get(eventId)).sort((a, b) => a - b);
+  // Where the time goes, from the database's clock: publish → delivery row → attempt start → receipt.
+  const stages = await (async () => {
+    const c = new pg.Client({ connectionString: dbUrl });
+    await c.connect();
+    try {
+      const { rows } = await c.query(
+        `select d.event_id, extract(epoch from d.created_at) * 1000 as created, extract(epoch from a.started_at) * 1000 as started
+         from dispatch.deliveries d join dispatch.attempts a on a.delivery_id = d.id where d.event_id = any($1)`,
+        [[...arrived.keys()]],
+      );
+      const perf0 = Date.now() - performance.now();
+      const col = (f) => rows.map(f).sort((a, b) => a - b);
+      const intake = col((r) => Number(r.created) - (perf0 + sentAt.get(r.event_id)));
+      const queue = col((r) => Number(r.started) - Number(r.created));
+      const send = col((r) => perf0 + arrived.get(r.event_id) - Number(r.started));
+      return { intake, queue, send };
+    } finally {
+      await c.end();
+    }
+  })();
+
+  const fmt = (n) => n.toFixed(1);
+  console.log(`dispatch benchmark (${EVENTS} events burst; ${RATE}/s for ${SECONDS} s steady)`);
+  console.log(`  raw undici Pool(64) POSTs to the receiver : ${fmt(rawPerSec)} req/s`);
+  console.log(`  deliveries end to end (publish → receipt)  : ${fmt(deliveredPerSec)} deliveries/s`);
+  console.log(`  ratio deliveries / raw                     : ${(deliveredPerSec / rawPerSec).toFixed(3)} (goal >= 0.25)`);
+  console.log(`  steady ${RATE}/s publish → receipt          : p50 ${fmt(percentile(latencies, 50))} ms, p99 ${fmt(percentile(latencies, 99))} ms, max ${fmt(latencies.at(-1))} ms (goal p99 < 50 ms)`);
+  for (const [name, xs] of Object.entries(stages)) console.log(`    ${name.padEnd(7)} p50 ${fmt(percentile(xs, 50))} ms, p99 ${fmt(percentile(xs, 99))} ms`);
+} finally {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.on('exit', r)))));
+  if (nc) {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(vars.EVENTS_STREAM).catch(() => undefined);
+    await nc.close();
+  }
+  await admin.query(`drop database if exists ${dbName} with (force)`);
+  await admin.end();
+  receiver.close();
+}
