@@ -36,6 +36,8 @@ describe('the error contract (SPEC 2 table)', () => {
     it('accepts a configured key as x-api-key and as a bearer token, and dev-staff-key outside production', async () => {
       expect((await get('/api/webhooks', { 'x-api-key': KEYS.acme })).status).toBe(200);
       expect((await get('/api/webhooks', { authorization: `Bearer ${KEYS.acme}` })).status).toBe(200);
+      expect((await get('/api/webhooks', { authorization: `bearer ${KEYS.acme}` })).status).toBe(200);
+      expect((await get('/api/webhooks', { authorization: `Basic ${KEYS.acme}` })).status).toBe(401);
       expect((await get('/api/webhooks', { 'x-api-key': 'dev-staff-key' })).status).toBe(200);
     });
   });

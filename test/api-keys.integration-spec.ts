@@ -109,6 +109,20 @@ describe('API keys (SPEC 2: configured, hashed, reloaded, created by a command)'
     }
   });
 
+  it.each([
+    [{ RATE_LIMIT_MAX: '-1' }, 'RATE_LIMIT_MAX'],
+    [{ RATE_LIMIT_MAX: 'lots' }, 'RATE_LIMIT_MAX'],
+    [{ RATE_LIMIT_WINDOW_MS: '10' }, 'RATE_LIMIT_WINDOW_MS'],
+    [{ RATE_LIMIT_WINDOW_MS: '1.5' }, 'RATE_LIMIT_WINDOW_MS'],
+    [{ RPC_TIMEOUT_MS: '999999' }, 'RPC_TIMEOUT_MS'],
+    [{ DEV_STAFF_KEY_ENABLED: 'maybe' }, 'DEV_STAFF_KEY_ENABLED'],
+  ])('the gateway refuses %j naming %s', (vars, variable) => {
+    const r = gatewayRun(vars);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('api-gateway: Invalid configuration');
+    expect(r.stderr).toMatch(new RegExp(`\\b${variable}: `));
+  });
+
   it('a bad key document stops the start and names the variable and the entry', () => {
     const r = gatewayRun({ API_KEYS: JSON.stringify([{ id: 'a', organizationId: 'acme', sha256: 'abc', permissions: ['audit:read'] }]) });
     expect(r.status).toBe(1);

@@ -15,9 +15,9 @@ type AuthedRequest = Request & { principal?: Principal; id?: string };
 function presentedKey(req: Request): string | undefined {
   const header = req.headers['x-api-key'];
   if (typeof header === 'string' && header) return header;
-  const auth = req.headers.authorization;
-  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim() || undefined;
-  return undefined;
+  // The scheme is case-insensitive (RFC 9110 11.1).
+  const bearer = /^bearer +(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return bearer?.[1];
 }
 
 /**
