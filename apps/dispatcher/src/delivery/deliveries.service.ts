@@ -12,7 +12,7 @@ import {
 import { RpcResult } from '@herald/bus';
 import { queryRows } from '@herald/database';
 import { DataSource } from 'typeorm';
-import { DELIVERIES_CHANNEL } from '../intake/intake.service';
+import { DELIVERIES_CHANNEL } from './queue';
 import { WEBHOOK_ID_PATTERN } from '../webhooks/webhooks.service';
 
 const DEFAULT_LIMIT = 50;

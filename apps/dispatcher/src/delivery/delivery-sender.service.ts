@@ -6,23 +6,10 @@ import { Client } from 'pg';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { DispatcherConfig } from '../config';
-import { DELIVERIES_CHANNEL } from '../intake/intake.service';
 import { SecretBox } from '../webhooks/secret-box';
+import { ClaimedDelivery, DELIVERIES_CHANNEL } from './queue';
 import { Verdict, decide } from './retry-policy';
 import { AttemptResult, WebhookHttpClient } from './webhook-http-client';
-
-interface ClaimedDelivery {
-  id: string;
-  webhook_id: string;
-  event_id: string;
-  event_type: string;
-  body: string;
-  attempt_count: number;
-  run_base: number;
-  url: string;
-  secret_ciphertext: string;
-  usable: boolean;
-}
 
 interface Finished {
   delivery: ClaimedDelivery;
@@ -97,6 +84,8 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
   private wake?: { at: number; timer: NodeJS.Timeout };
   private stopped = true;
   private inFlight = 0;
+  /** Slots promised to the intake for deliveries it inserts already leased to this process. */
+  private reserved = 0;
   private claiming?: Promise<void>;
   private again = false;
   /** The last claim filled every free slot, so more may be due. */
@@ -213,7 +202,7 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
   private async claimRounds(): Promise<void> {
     do {
       this.again = false;
-      const free = this.config.WEBHOOK_SENDER_CONCURRENCY - this.inFlight;
+      const free = this.config.WEBHOOK_SENDER_CONCURRENCY - this.inFlight - this.reserved;
       if (free <= 0) return; // a finishing attempt pumps again
       const rows = await queryRows<ClaimedDelivery>(this.ds, CLAIM_SQL, [free, this.config.WEBHOOK_LEASE_MS]);
       this.backlog = rows.length === free;
@@ -221,6 +210,25 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
       if (unusable.length) await this.cancel(unusable);
       for (const row of rows) if (row.usable) this.start(row);
     } while ((this.again || this.backlog) && !this.stopped);
+  }
+
+  /**
+   * Reserves up to `n` free slots for deliveries the intake is about to insert already leased to
+   * this process (saving the NOTIFY and the claim on the way to the first attempt). Every
+   * reservation is given back through `adopt`.
+   */
+  reserve(n: number): number {
+    if (this.stopped) return 0;
+    const k = Math.max(0, Math.min(n, this.config.WEBHOOK_SENDER_CONCURRENCY - this.inFlight - this.reserved));
+    this.reserved += k;
+    return k;
+  }
+
+  /** Ends a reservation of `reserved` slots and starts the leased deliveries that were inserted. */
+  adopt(reserved: number, rows: ClaimedDelivery[]): void {
+    this.reserved -= reserved;
+    if (this.stopped) return; // shutting down: the leases run out and a sender takes them over
+    for (const row of rows.slice(0, reserved)) this.start(row);
   }
 
   private async cancel(rows: ClaimedDelivery[]): Promise<void> {

@@ -1,25 +1,31 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { BusService, DurableBatchConsumer, EventBatch } from '@herald/bus';
 import { isDeliverable, selectorsMatch } from '@herald/contracts';
-import { inTransaction } from '@herald/database';
+import { queryRows } from '@herald/database';
 import { METRICS_REGISTRY } from '@herald/observability';
 import { Counter, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { ulid } from 'ulid';
 import { DispatcherConfig } from '../config';
+import { DeliverySender } from '../delivery/delivery-sender.service';
+import { ClaimedDelivery, DELIVERIES_CHANNEL } from '../delivery/queue';
 
 interface ActiveWebhook {
   id: string;
   organization_id: string;
   events: string[];
+  url: string;
+  secret_ciphertext: string;
 }
-
-/** Channel the sender listens on; notified in the intake transaction so it wakes at commit. */
-export const DELIVERIES_CHANNEL = 'herald_deliveries';
 
 /**
  * Intake: each deliverable event becomes one pending delivery per matching active webhook of its
- * organization, in one transaction per batch, idempotent on (event, webhook), acked after commit.
+ * organization, idempotent on (event, webhook), acked after the rows are committed.
+ *
+ * No explicit transaction: each statement is atomic and idempotent, so a batch that fails half-way
+ * is redelivered and completes (rejected messages are written first, the deliveries last). As many
+ * new deliveries as the local sender has free slots are inserted already leased to it and handed
+ * over directly; the rest are due at once and announced with NOTIFY to every sender.
  */
 @Injectable()
 export class IntakeService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -32,6 +38,7 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
     private readonly bus: BusService,
     private readonly ds: DataSource,
     private readonly config: DispatcherConfig,
+    private readonly sender: DeliverySender,
     @Inject(METRICS_REGISTRY) registry: Registry,
   ) {
     this.created = new Counter({ name: 'herald_deliveries_created_total', help: 'Deliveries recorded by the intake', registers: [registry] });
@@ -56,44 +63,60 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
   }
 
   async record(batch: EventBatch): Promise<void> {
-    const orgs = [...new Set(batch.events.map((e) => e.event.organizationId))];
-    const created = await inTransaction(this.ds, async (query) => {
-      let count = 0;
-      if (orgs.length) {
-        const hooks = await query<ActiveWebhook>(
-          `select id, organization_id, events from dispatch.webhooks
-           where organization_id = any($1) and is_active and deleted_at is null`,
-          [orgs],
-        );
-        const cols: string[][] = [[], [], [], [], [], []];
-        for (const { event } of batch.events) {
-          const body = JSON.stringify({ id: event.id, type: event.type, timestamp: event.timestamp, data: event.data });
-          for (const hook of hooks) {
-            if (hook.organization_id !== event.organizationId || !selectorsMatch(hook.events, event.type)) continue;
-            [`dlv_${ulid()}`, hook.id, event.organizationId, event.id, event.type, body].forEach((v, i) => cols[i].push(v));
-          }
-        }
-        if (cols[0].length) {
-          const inserted = await query(
-            `insert into dispatch.deliveries (id, webhook_id, organization_id, event_id, event_type, body, next_attempt_at)
-             select d.*, now() from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) as d
-             on conflict (event_id, webhook_id) do nothing returning id`,
-            cols,
-          );
-          count = inserted.length;
-          if (count) await query(`select pg_notify('${DELIVERIES_CHANNEL}', '')`);
-        }
-      }
-      if (batch.rejected.length) {
-        await query(
-          `insert into dispatch.rejected_events (subject, raw, reason, stream_seq)
-           select * from unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[])`,
-          [batch.rejected.map((r) => r.subject), batch.rejected.map((r) => r.raw), batch.rejected.map((r) => r.reason), batch.rejected.map((r) => r.streamSeq)],
-        );
-      }
-      return count;
-    });
-    this.created.inc(created);
+    if (batch.rejected.length) {
+      await this.ds.query(
+        `insert into dispatch.rejected_events (subject, raw, reason, stream_seq)
+         select * from unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[])`,
+        [batch.rejected.map((r) => r.subject), batch.rejected.map((r) => r.raw), batch.rejected.map((r) => r.reason), batch.rejected.map((r) => r.streamSeq)],
+      );
+    }
     this.rejected.inc(batch.rejected.length);
+    const orgs = [...new Set(batch.events.map((e) => e.event.organizationId))];
+    if (!orgs.length) return;
+    const hooks: ActiveWebhook[] = await this.ds.query(
+      `select id, organization_id, events, url, secret_ciphertext from dispatch.webhooks
+       where organization_id = any($1) and is_active and deleted_at is null`,
+      [orgs],
+    );
+    const orgOf = new Map(hooks.map((h) => [h.id, h.organization_id]));
+    const rows: ClaimedDelivery[] = [];
+    for (const { event } of batch.events) {
+      const body = JSON.stringify({ id: event.id, type: event.type, timestamp: event.timestamp, data: event.data });
+      for (const hook of hooks) {
+        if (hook.organization_id !== event.organizationId || !selectorsMatch(hook.events, event.type)) continue;
+        rows.push({ id: `dlv_${ulid()}`, webhook_id: hook.id, event_id: event.id, event_type: event.type, body, attempt_count: 0, run_base: 0, url: hook.url, secret_ciphertext: hook.secret_ciphertext, usable: true });
+      }
+    }
+    if (!rows.length) return;
+    const slots = this.sender.reserve(rows.length);
+    let handed: ClaimedDelivery[] = [];
+    try {
+      const inserted = await queryRows<{ id: string; leased: boolean }>(
+        this.ds,
+        `insert into dispatch.deliveries (id, webhook_id, organization_id, event_id, event_type, body, next_attempt_at)
+         select d.id, d.webhook_id, d.organization_id, d.event_id, d.event_type, d.body,
+                case when d.leased then now() + $8 * interval '1 millisecond' else now() end
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[])
+           as d(id, webhook_id, organization_id, event_id, event_type, body, leased)
+         on conflict (event_id, webhook_id) do nothing
+         returning id, next_attempt_at > now() as leased`,
+        [
+          rows.map((r) => r.id),
+          rows.map((r) => r.webhook_id),
+          rows.map((r) => orgOf.get(r.webhook_id)),
+          rows.map((r) => r.event_id),
+          rows.map((r) => r.event_type),
+          rows.map((r) => r.body),
+          rows.map((_, i) => i < slots),
+          this.config.WEBHOOK_LEASE_MS,
+        ],
+      );
+      this.created.inc(inserted.length);
+      const leased = new Set(inserted.filter((r) => r.leased).map((r) => r.id));
+      handed = rows.filter((r) => leased.has(r.id));
+      if (inserted.length > leased.size) await this.ds.query(`select pg_notify('${DELIVERIES_CHANNEL}', '')`);
+    } finally {
+      this.sender.adopt(slots, handed);
+    }
   }
 }
