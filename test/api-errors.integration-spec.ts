@@ -142,6 +142,10 @@ describe('the error contract (SPEC 2 table)', () => {
       await get('/healthz'),
     ]) expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f-]{36}$/);
     expect((await get('/api/nope', { 'x-request-id': 'mine-1' })).headers.get('x-request-id')).toBe('mine-1');
+    // A given id that is too long or not printable ASCII is replaced, so logs and events stay clean.
+    for (const bad of ['a'.repeat(201), 'has space', 'tab\there']) {
+      expect((await get('/api/webhooks', { 'x-api-key': KEYS.acme, 'x-request-id': bad })).headers.get('x-request-id')).toMatch(/^req_[0-9a-f-]{36}$/);
+    }
   });
 
   it('no ETag and no x-powered-by on API responses', async () => {

@@ -336,5 +336,12 @@ describe('webhooks API (SPEC 2)', () => {
     const schema = doc.components.schemas[ref.split('/').pop()!];
     expect(Object.keys(schema.properties).sort()).toEqual(['events', 'isActive', 'metadata', 'secret', 'url']);
     expect(schema.required?.sort()).toEqual(['events', 'url']);
+    // Responses: the data wrapper around the view classes, and the one error shape per table row.
+    const created = (doc.paths['/api/webhooks'].post as unknown as { responses: Record<string, { content: Record<string, { schema: { properties: { data: { $ref: string } } } }> }> }).responses;
+    expect(created['201'].content['application/json'].schema.properties.data.$ref).toMatch(/CreatedWebhookView$/);
+    expect(Object.keys(created).sort()).toEqual(['201', '400', '401', '403', '413', '422', '429', '500', '503']);
+    expect(Object.keys(doc.components.schemas.CreatedWebhookView.properties)).toEqual(expect.arrayContaining(['id', 'url', 'events', 'secret', 'isActive', 'metadata', 'createdAt', 'updatedAt']));
+    expect(Object.keys(doc.components.schemas.WebhookView.properties)).not.toContain('secret');
+    expect(Object.keys(doc.components.schemas.ErrorBodyView.properties).sort()).toEqual(['code', 'details', 'message']);
   });
 });

@@ -9,3 +9,4 @@ export * from './lib/webhook.dto';
 export * from './lib/delivery';
 export * from './lib/audit.dto';
 export * from './lib/rpc';
+export * from './lib/error.view';
