@@ -236,8 +236,24 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
     this.outcomes.inc({ outcome: 'cancelled' }, rows.length);
   }
 
+  /**
+   * Sends one attempt. Its slot is freed as soon as the response is in, so the next claims overlap
+   * with recording; the row stays leased until its result is written, so nobody else takes it.
+   */
   private start(d: ClaimedDelivery): void {
     this.inFlight++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.inFlight--;
+      if (this.inFlight === 0) this.idle?.();
+      // More is due only after a claim that filled every slot; then claim in groups of a quarter
+      // of the slots rather than one statement per finished attempt. Otherwise NOTIFY, the retry
+      // timer and the poll wake the sender.
+      const free = this.config.WEBHOOK_SENDER_CONCURRENCY - this.inFlight - this.reserved;
+      if (this.backlog && free >= Math.max(1, this.config.WEBHOOK_SENDER_CONCURRENCY >> 2)) this.pump();
+    };
     const attemptNumber = d.attempt_count + 1;
     void this.attempt(d, attemptNumber)
       .then((result) => {
@@ -249,14 +265,12 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
           retryAfterMaxMs: this.config.WEBHOOK_RETRY_AFTER_MAX_MS,
         });
         this.results.push({ delivery: d, attemptNumber, result, verdict });
-        return this.record();
+        const recorded = this.record();
+        release();
+        return recorded;
       })
       .catch((err: unknown) => this.logger.error({ err, deliveryId: d.id }, 'Attempt not recorded; the lease hands it to a sender again'))
-      .finally(() => {
-        this.inFlight--;
-        if (this.inFlight === 0) this.idle?.();
-        this.pump();
-      });
+      .finally(release);
   }
 
   private async attempt(d: ClaimedDelivery, attemptNumber: number): Promise<AttemptResult> {

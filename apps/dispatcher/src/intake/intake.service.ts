@@ -5,9 +5,9 @@ import { queryRows } from '@herald/database';
 import { METRICS_REGISTRY } from '@herald/observability';
 import { Counter, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
-import { ulid } from 'ulid';
 import { DispatcherConfig } from '../config';
 import { DeliverySender } from '../delivery/delivery-sender.service';
+import { newDeliveryId } from '../delivery/ids';
 import { ClaimedDelivery, DELIVERIES_CHANNEL } from '../delivery/queue';
 
 interface ActiveWebhook {
@@ -84,7 +84,7 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
       const body = JSON.stringify({ id: event.id, type: event.type, timestamp: event.timestamp, data: event.data });
       for (const hook of hooks) {
         if (hook.organization_id !== event.organizationId || !selectorsMatch(hook.events, event.type)) continue;
-        rows.push({ id: `dlv_${ulid()}`, webhook_id: hook.id, event_id: event.id, event_type: event.type, body, attempt_count: 0, run_base: 0, url: hook.url, secret_ciphertext: hook.secret_ciphertext, usable: true });
+        rows.push({ id: newDeliveryId(), webhook_id: hook.id, event_id: event.id, event_type: event.type, body, attempt_count: 0, run_base: 0, url: hook.url, secret_ciphertext: hook.secret_ciphertext, usable: true });
       }
     }
     if (!rows.length) return;
