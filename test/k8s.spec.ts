@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
 import { parseAllDocuments } from 'yaml';
@@ -48,7 +48,7 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
   };
   const configMap = (name: string) => objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.replace(/-[a-z0-9]{10}$/, '') === name)!;
   const deployment = (name: string) => one('Deployment', name);
-  const podOf = (o: K8sObject) => o.spec.template;
+  const podOf = (o: K8sObject) => (o.kind === 'CronJob' ? o.spec.jobTemplate.spec.template : o.spec.template);
   const containerOf = (o: K8sObject) => podOf(o).spec.containers[0];
 
   /** The environment a container starts with: its ConfigMaps, then its env (Secrets read from the render, or placeholders). */
@@ -74,7 +74,7 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual([]);
     expect(new Set(objects.map((o) => o.kind))).toEqual(
-      new Set(['ConfigMap', 'Deployment', 'Service', 'Job', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy', ...(overlay === 'development' ? ['Secret'] : [])]),
+      new Set(['ConfigMap', 'Deployment', 'Service', 'Job', 'CronJob', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy', ...(overlay === 'development' ? ['Secret'] : [])]),
     );
     for (const o of objects) expect([o.kind, o.metadata.name, o.metadata.labels?.['app.kubernetes.io/part-of']]).toEqual([o.kind, o.metadata.name, 'herald']);
   });
@@ -112,7 +112,7 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
   it('takes DATABASE_URL, WEBHOOK_SECRET_KEY and the API keys from Secrets, never from ConfigMaps', () => {
     const secretRef = (o: K8sObject, variable: string) => containerOf(o).env?.find((e: any) => e.name === variable)?.valueFrom?.secretKeyRef;
     const base = (n: string) => n.replace(/-[a-z0-9]{10}$/, '');
-    for (const o of [deployment('dispatcher'), deployment('audit-writer'), one('Job', 'herald-migrate')]) {
+    for (const o of [deployment('dispatcher'), deployment('audit-writer'), one('Job', 'herald-migrate'), one('CronJob', 'herald-audit-prune')]) {
       expect(base(secretRef(o, 'DATABASE_URL').name)).toBe('herald-database');
     }
     expect(base(secretRef(deployment('dispatcher'), 'WEBHOOK_SECRET_KEY').name)).toBe('herald-webhook-secret-key');
@@ -135,7 +135,7 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
     }
     if (overlay === 'development') {
       // Every Secret a pod refers to is rendered, with the key it reads.
-      for (const o of [...all('Deployment'), ...all('Job')]) {
+      for (const o of [...all('Deployment'), ...all('Job'), ...all('CronJob')]) {
         for (const e of containerOf(o).env ?? []) {
           const ref = e.valueFrom?.secretKeyRef;
           if (ref && !ref.optional) expect(one('Secret', ref.name).data).toHaveProperty(ref.key);
@@ -176,11 +176,44 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
     expect(() => loadImageConfig('migrate', environment(job))).not.toThrow();
   });
 
+  it("the deployment's migration step (-l 'app.kubernetes.io/component in (config,migrate)') applies the Job and all it reads", () => {
+    const step = objects.filter((o) => ['config', 'migrate'].includes(o.metadata.labels?.['app.kubernetes.io/component'] ?? ''));
+    expect(step.filter((o) => !['ConfigMap', 'Secret'].includes(o.kind)).map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['Job/herald-migrate']);
+    const job = containerOf(one('Job', 'herald-migrate'));
+    for (const from of job.envFrom) expect(step.map((o) => o.metadata.name)).toContain(from.configMapRef.name);
+    if (overlay === 'development') {
+      for (const e of job.env) expect(step.map((o) => o.metadata.name)).toContain(e.valueFrom.secretKeyRef.name);
+    }
+  });
+
+  it('prunes audit history with a CronJob that ships suspended and runs the built audit-prune tool', () => {
+    const cron = one('CronJob', 'herald-audit-prune');
+    expect(cron.spec.suspend).toBe(true);
+    expect(cron.spec.concurrencyPolicy).toBe('Forbid');
+    const pod = podOf(cron).spec;
+    const c = containerOf(cron);
+    expect(c.image.split(':')[0].split('/').at(-1)).toBe('migrate');
+    const script = c.command.join(' ');
+    expect(script).toContain('node dist/tools/audit-prune.js --before ');
+    expect(existsSync(join(root, 'dist/tools/audit-prune.js'))).toBe(true);
+    // The date it passes: the first day of the month 13 months back, as GNU date (in the image) computes it.
+    const dateExpr = /--before "\$\((date .*)\)"/.exec(script)![1];
+    const before = execFileSync('sh', ['-c', dateExpr], { encoding: 'utf8' }).trim();
+    const now = new Date();
+    expect(before).toBe(new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 13, 1)).toISOString().slice(0, 10));
+    expect(pod.securityContext.runAsNonRoot).toBe(true);
+    expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
+    // The tool reads the audit-writer's configuration.
+    expect(unknownVariables('audit-writer', environment(cron))).toEqual([]);
+    expect(() => loadImageConfig('audit-writer', environment(cron))).not.toThrow();
+  });
+
   describe('network policies', () => {
     const policies = all('NetworkPolicy');
     const podLabels: Record<string, Record<string, string>> = {
       ...Object.fromEntries(SERVICES.map((s) => [s, podOf(deployment(s)).metadata.labels])),
       migrate: podOf(one('Job', 'herald-migrate')).metadata.labels,
+      'audit-prune': podOf(one('CronJob', 'herald-audit-prune')).metadata.labels,
     };
     const selecting = (pod: string, type: 'Ingress' | 'Egress') => policies.filter((p) => p.spec.policyTypes.includes(type) && matches(p.spec.podSelector, podLabels[pod]));
     const rules = (pod: string, type: 'Ingress' | 'Egress') => selecting(pod, type).flatMap((p) => p.spec[type.toLowerCase()] ?? []);
@@ -197,13 +230,14 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
     it('let only the api-gateway take ingress (the others: metrics scrapes from the monitoring namespace)', () => {
       const open = (pod: string) => rules(pod, 'Ingress').filter((r) => peers(r).length === 0);
       expect(open('api-gateway').map(ports)).toEqual([[4000]]);
-      for (const pod of ['dispatcher', 'audit-writer', 'migrate']) expect(open(pod)).toEqual([]);
+      for (const pod of ['dispatcher', 'audit-writer', 'migrate', 'audit-prune']) expect(open(pod)).toEqual([]);
       for (const pod of ['dispatcher', 'audit-writer']) {
         for (const r of rules(pod, 'Ingress')) {
           expect(peers(r)).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
         }
       }
       expect(rules('migrate', 'Ingress')).toEqual([]);
+      expect(rules('audit-prune', 'Ingress')).toEqual([]);
     });
 
     it('let every service reach DNS and NATS, the Postgres owners reach Postgres, and only the dispatcher the internet', () => {

@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { BusService, DurableBatchConsumer, EventBatch, REJECTED_RAW_LIMIT, ReceivedEvent, RejectedMessage } from '@herald/bus';
 import { inTransaction } from '@herald/database';
-import { METRICS_REGISTRY } from '@herald/observability';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { METRICS_REGISTRY, gaugeOnScrape } from '@herald/observability';
+import { Counter, Histogram, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { ulid } from 'ulid';
 import { AuditWriterConfig } from '../config';
@@ -58,16 +58,7 @@ export class IngestService implements OnApplicationBootstrap, BeforeApplicationS
     this.ingested = new Counter({ name: 'herald_audit_events_ingested_total', help: 'Audit entries written', registers: [registry] });
     this.rejected = new Counter({ name: 'herald_audit_events_rejected_total', help: 'Malformed or refused messages recorded and not redelivered', registers: [registry] });
     this.batchSize = new Histogram({ name: 'herald_audit_batch_size', help: 'Messages per committed batch', buckets: [1, 5, 25, 100, 250, 500, 1000, 2500], registers: [registry] });
-    const consumer = () => this.consumer;
-    new Gauge({
-      name: 'herald_audit_consumer_lag',
-      help: 'Events in the stream not yet handed to the audit-writer',
-      registers: [registry],
-      async collect() {
-        const c = consumer();
-        if (c) this.set(await c.lag().catch(() => -1));
-      },
-    });
+    gaugeOnScrape(registry, 'herald_audit_consumer_lag', 'Events in the stream not yet handed to the audit-writer', () => this.consumer?.lag());
   }
 
   async onApplicationBootstrap(): Promise<void> {

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationSh
 import { BusService, DurableBatchConsumer, EventBatch } from '@herald/bus';
 import { isDeliverable, selectorsMatch } from '@herald/contracts';
 import { queryRows } from '@herald/database';
-import { METRICS_REGISTRY } from '@herald/observability';
+import { METRICS_REGISTRY, gaugeOnScrape } from '@herald/observability';
 import { Counter, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { DispatcherConfig } from '../config';
@@ -43,6 +43,7 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
   ) {
     this.created = new Counter({ name: 'herald_deliveries_created_total', help: 'Deliveries recorded by the intake', registers: [registry] });
     this.rejected = new Counter({ name: 'herald_dispatcher_events_rejected_total', help: 'Malformed messages recorded and terminated', registers: [registry] });
+    gaugeOnScrape(registry, 'herald_dispatcher_consumer_lag', 'Events in the stream not yet handed to the dispatcher intake', () => this.consumer?.lag());
   }
 
   async onApplicationBootstrap(): Promise<void> {
