@@ -10,3 +10,4 @@ export * from './lib/delivery';
 export * from './lib/audit.dto';
 export * from './lib/rpc';
 export * from './lib/error.view';
+export * from './lib/ids';

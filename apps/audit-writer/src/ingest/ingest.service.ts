@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { BusService, DurableBatchConsumer, EventBatch, REJECTED_RAW_LIMIT, ReceivedEvent, RejectedMessage } from '@herald/bus';
+import { newId } from '@herald/contracts';
 import { inTransaction } from '@herald/database';
 import { METRICS_REGISTRY, gaugeOnScrape } from '@herald/observability';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
-import { ulid } from 'ulid';
 import { AuditWriterConfig } from '../config';
 import { NewEntry, Partitions, appendEntries, recordRejected } from '../log/audit-log';
 import { redact } from './redact';
@@ -20,7 +20,7 @@ function isDataError(err: unknown): err is Error & { code: string } {
 
 export function toNewEntry({ event }: ReceivedEvent): NewEntry {
   return {
-    id: `aud_${ulid()}`,
+    id: newId('aud'),
     eventId: event.id,
     event: event.type,
     entityType: event.entity.type,

@@ -1,6 +1,6 @@
 import { EventPublisher } from '@herald/bus';
+import { newId } from '@herald/contracts';
 import { Query } from '@herald/database';
-import { ulid } from 'ulid';
 
 export const PRUNE_EVENT_TYPE = 'audit.prune';
 
@@ -52,7 +52,7 @@ export async function pruneBefore(query: Query, before: Date): Promise<PruneResu
   }
   // Event ids are kept to refuse redeliveries; the stream keeps events for days, not months.
   await query(`delete from audit.event_ids where recorded_at < $1`, [before.toISOString()]);
-  const result: PruneResult = { id: `prn_${ulid()}`, eventId: `evt_${ulid()}`, before: before.toISOString(), partitions, entries };
+  const result: PruneResult = { id: newId('prn'), eventId: newId('evt'), before: before.toISOString(), partitions, entries };
   await query(`insert into audit.prunes (id, before, partitions, entries, event_id) values ($1, $2, $3, $4, $5)`, [
     result.id,
     result.before,

@@ -1,7 +1,6 @@
 import { JetStreamClient, PubAck } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/nats-core';
-import { DomainEvent, EventInput, REQUEST_ID_HEADER, eventSubject, validateEnvelope } from '@herald/contracts';
-import { ulid } from 'ulid';
+import { DomainEvent, EventInput, REQUEST_ID_HEADER, eventSubject, newId, validateEnvelope } from '@herald/contracts';
 
 export interface PublishResult {
   event: DomainEvent;
@@ -22,7 +21,7 @@ export class EventPublisher {
 
   /** Fills `id` and `timestamp` and validates; throws VALIDATION_FAILED with field errors. */
   prepare(input: EventInput): DomainEvent {
-    return validateEnvelope({ ...input, id: input.id ?? `evt_${ulid()}`, timestamp: input.timestamp ?? new Date().toISOString() });
+    return validateEnvelope({ ...input, id: input.id ?? newId('evt'), timestamp: input.timestamp ?? new Date().toISOString() });
   }
 
   async publish(input: EventInput): Promise<PublishResult> {
