@@ -20,7 +20,7 @@ describe('delivery: events reach real receivers, signed, retried and recorded', 
     stack = await startStack({
       'api-gateway': { API_KEYS: API_KEYS_JSON },
       // Small backoff so six attempts take about a second: 40, 80, 160, 320, 640 ms (± 20 %).
-      dispatcher: { WEBHOOK_RETRY_BASE_MS: '40', WEBHOOK_RETRY_FACTOR: '2', WEBHOOK_SENDER_POLL_MS: '100', WEBHOOK_TIMEOUT_MS: '2000', WEBHOOK_LEASE_MS: '5000' },
+      dispatcher: { WEBHOOK_RETRY_BASE_MS: '40', WEBHOOK_RETRY_FACTOR: '2', WEBHOOK_SENDER_POLL_MS: '100', WEBHOOK_TIMEOUT_MS: '2000', WEBHOOK_LEASE_MS: '5000', WEBHOOK_RETRY_AFTER_MAX_MS: '1500' },
     });
     ({ publisher, nc } = await publisherFor(stack.env));
     receiver = await Receiver.start();
@@ -237,5 +237,19 @@ describe('delivery: events reach real receivers, signed, retried and recorded', 
     expect(list.body.data.map((x) => [x.id, x.status])).toEqual([[d.id, 'cancelled']]);
     const retry = await api<{ error: { code: string } }>('POST', `/api/deliveries/${d.id}/retry`);
     expect(retry.status).toBe(422);
+  });
+
+  it('Retry-After is honoured, up to WEBHOOK_RETRY_AFTER_MAX_MS', async () => {
+    // 503 asking for 1 s, then 429 asking for an hour (cut to the 1.5 s maximum), then 200.
+    receiver.on('/busy', (_req, n) => (n === 1 ? { status: 503, headers: { 'retry-after': '1' } } : n === 2 ? { status: 429, headers: { 'retry-after': '3600' } } : { status: 200 }));
+    const webhookId = await webhook('/busy', ['catalog.update']);
+    const { event } = await publisher.publish({ type: 'catalog.update', data: { id: 'sku-busy' } });
+    const id = (await waitFor(() => deliveryOf(webhookId, event.id))).id;
+    const done = await settled(id, 'succeeded');
+    expect(done.attempts.map((a) => a.statusCode)).toEqual([503, 429, 200]);
+    const at = receiver.at('/busy').map((r) => r.at);
+    expect(at[1] - at[0]).toBeGreaterThanOrEqual(950);
+    expect(at[2] - at[1]).toBeGreaterThanOrEqual(1450);
+    expect(at[2] - at[1]).toBeLessThan(5000);
   });
 });
