@@ -1,3 +1,4 @@
+import { jetstream } from '@nats-io/jetstream';
 import { NatsConnection } from '@nats-io/nats-core';
 import { EventPublisher } from '@herald/bus';
 import { Client } from 'pg';
@@ -251,5 +252,18 @@ describe('delivery: events reach real receivers, signed, retried and recorded', 
     expect(at[1] - at[0]).toBeGreaterThanOrEqual(950);
     expect(at[2] - at[1]).toBeGreaterThanOrEqual(1450);
     expect(at[2] - at[1]).toBeLessThan(5000);
+  });
+
+  it('a malformed message is recorded in dispatch.rejected_events and does not hold up the deliveries around it', async () => {
+    const webhookId = await webhook('/around-malformed', ['orders.statusChange']);
+    const js = jetstream(nc);
+    const subject = `${stack.env.vars.EVENTS_SUBJECT_PREFIX}.orders.statusChange`;
+    await js.publish(subject, 'not json at all');
+    const { event } = await publisher.publish({ type: 'orders.statusChange', data: { id: 'ord-after', status: 'paid' } });
+    await waitFor(() => receiver.at('/around-malformed').length === 1, 15_000, 'the delivery after the malformed message');
+    expect(receiver.at('/around-malformed')[0].headers['x-commerce-event-id']).toBe(event.id);
+    const rejected = (await db.query('select subject, reason, convert_from(raw, $1) as raw from dispatch.rejected_events where subject = $2', ['UTF8', subject])).rows;
+    expect(rejected).toEqual([{ subject, reason: expect.any(String), raw: 'not json at all' }]);
+    expect((await db.query('select count(*)::int as n from dispatch.deliveries where webhook_id = $1', [webhookId])).rows[0].n).toBe(1);
   });
 });

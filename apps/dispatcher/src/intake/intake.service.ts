@@ -22,8 +22,8 @@ interface ActiveWebhook {
  * Intake: each deliverable event becomes one pending delivery per matching active webhook of its
  * organization, idempotent on (event, webhook), acked after the rows are committed.
  *
- * No explicit transaction: each statement is atomic and idempotent, so a batch that fails half-way
- * is redelivered and completes (rejected messages are written first, the deliveries last). As many
+ * One statement per batch writes its deliveries and its rejected messages (so one transaction, with
+ * no BEGIN/COMMIT round trips), after one read of the matching webhooks. As many
  * new deliveries as the local sender has free slots are inserted already leased to it and handed
  * over directly; the rest are due at once and announced with NOTIFY to every sender.
  */
@@ -64,21 +64,14 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
   }
 
   async record(batch: EventBatch): Promise<void> {
-    if (batch.rejected.length) {
-      await this.ds.query(
-        `insert into dispatch.rejected_events (subject, raw, reason, stream_seq)
-         select * from unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[])`,
-        [batch.rejected.map((r) => r.subject), batch.rejected.map((r) => r.raw), batch.rejected.map((r) => r.reason), batch.rejected.map((r) => r.streamSeq)],
-      );
-    }
-    this.rejected.inc(batch.rejected.length);
     const orgs = [...new Set(batch.events.map((e) => e.event.organizationId))];
-    if (!orgs.length) return;
-    const hooks: ActiveWebhook[] = await this.ds.query(
-      `select id, organization_id, events, url, secret_ciphertext from dispatch.webhooks
-       where organization_id = any($1) and is_active and deleted_at is null`,
-      [orgs],
-    );
+    const hooks: ActiveWebhook[] = orgs.length
+      ? await this.ds.query(
+          `select id, organization_id, events, url, secret_ciphertext from dispatch.webhooks
+           where organization_id = any($1) and is_active and deleted_at is null`,
+          [orgs],
+        )
+      : [];
     const orgOf = new Map(hooks.map((h) => [h.id, h.organization_id]));
     const rows: ClaimedDelivery[] = [];
     for (const { event } of batch.events) {
@@ -88,13 +81,19 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
         rows.push({ id: newDeliveryId(), webhook_id: hook.id, event_id: event.id, event_type: event.type, body, attempt_count: 0, run_base: 0, url: hook.url, secret_ciphertext: hook.secret_ciphertext, usable: true });
       }
     }
-    if (!rows.length) return;
+    if (!rows.length && !batch.rejected.length) return;
     const slots = this.sender.reserve(rows.length);
     let handed: ClaimedDelivery[] = [];
     try {
+      // One statement, so one transaction: the batch's deliveries and its rejected messages are
+      // written together or not at all (a redelivered batch then records nothing twice).
       const inserted = await queryRows<{ id: string; leased: boolean }>(
         this.ds,
-        `insert into dispatch.deliveries (id, webhook_id, organization_id, event_id, event_type, body, next_attempt_at)
+        `with rejected as (
+           insert into dispatch.rejected_events (subject, raw, reason, stream_seq)
+           select * from unnest($9::text[], $10::bytea[], $11::text[], $12::bigint[])
+         )
+         insert into dispatch.deliveries (id, webhook_id, organization_id, event_id, event_type, body, next_attempt_at)
          select d.id, d.webhook_id, d.organization_id, d.event_id, d.event_type, d.body,
                 case when d.leased then now() + $8 * interval '1 millisecond' else now() end
          from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[])
@@ -110,9 +109,14 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
           rows.map((r) => r.body),
           rows.map((_, i) => i < slots),
           this.config.WEBHOOK_LEASE_MS,
+          batch.rejected.map((r) => r.subject),
+          batch.rejected.map((r) => r.raw),
+          batch.rejected.map((r) => r.reason),
+          batch.rejected.map((r) => r.streamSeq),
         ],
       );
       this.created.inc(inserted.length);
+      this.rejected.inc(batch.rejected.length);
       const leased = new Set(inserted.filter((r) => r.leased).map((r) => r.id));
       handed = rows.filter((r) => leased.has(r.id));
       if (inserted.length > leased.size) await this.ds.query(`select pg_notify('${DELIVERIES_CHANNEL}', '')`);
