@@ -95,6 +95,16 @@ try {
     http.sort((a, b) => a - b);
     rows.push({ name: 'GET /api/audit/order/:id', p50: percentile(http, 50), p99: percentile(http, 99) });
   }
+  // The floor of any request through the gateway: HTTP alone, no auth, no NATS, no database.
+  {
+    const http = [];
+    for (let k = 0; k < WARMUP + REQUESTS; k++) {
+      const h = await time(async () => (await fetch(`${base}/healthz`)).arrayBuffer());
+      if (k >= WARMUP) http.push(h);
+    }
+    http.sort((a, b) => a - b);
+    rows.push({ name: 'baseline: GET /healthz on the gateway', p50: percentile(http, 50), p99: percentile(http, 99) });
+  }
   console.log(`\n${fmt(REQUESTS)} sequential requests per query (after ${WARMUP} warm-up), 50 entries per page; ms`);
   console.log('| query | gateway p50 | gateway p99 | SQL alone p50 | SQL alone p99 |');
   console.log('|---|---|---|---|---|');
