@@ -1,13 +1,12 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { BusService, DurableBatchConsumer, EventBatch } from '@herald/bus';
-import { isDeliverable, selectorsMatch } from '@herald/contracts';
+import { isDeliverable, newId, selectorsMatch } from '@herald/contracts';
 import { queryRows } from '@herald/database';
 import { METRICS_REGISTRY, gaugeOnScrape } from '@herald/observability';
 import { Counter, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { DispatcherConfig } from '../config';
 import { DeliverySender } from '../delivery/delivery-sender.service';
-import { newDeliveryId } from '../delivery/ids';
 import { ClaimedDelivery, DELIVERIES_CHANNEL } from '../delivery/queue';
 
 interface ActiveWebhook {
@@ -78,7 +77,7 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
       const body = JSON.stringify({ id: event.id, type: event.type, timestamp: event.timestamp, data: event.data });
       for (const hook of hooks) {
         if (hook.organization_id !== event.organizationId || !selectorsMatch(hook.events, event.type)) continue;
-        rows.push({ id: newDeliveryId(), webhook_id: hook.id, event_id: event.id, event_type: event.type, body, attempt_count: 0, run_base: 0, url: hook.url, secret_ciphertext: hook.secret_ciphertext, usable: true });
+        rows.push({ id: newId('dlv'), webhook_id: hook.id, event_id: event.id, event_type: event.type, body, attempt_count: 0, run_base: 0, url: hook.url, secret_ciphertext: hook.secret_ciphertext, usable: true });
       }
     }
     if (!rows.length && !batch.rejected.length) return;
