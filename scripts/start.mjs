@@ -2,7 +2,9 @@
 // `npm start`: the whole system on one machine. Uses DATABASE_URL / NATS_URL when set, the local
 // defaults when they answer, and otherwise starts an embedded Postgres and a local nats-server
 // (data under .data/). Then it builds, migrates, starts the three apps with prefixed logs, and
-// stops everything cleanly on Ctrl-C.
+// stops everything cleanly on Ctrl-C. Outside production it also runs the example receiver
+// (docker/receiver/server.mjs) on RECEIVER_PORT (4100) and allows private webhook URLs, so a webhook
+// pointed at it shows a signed delivery end to end on one machine.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
@@ -16,6 +18,8 @@ const DEFAULT_NATS = 'nats://127.0.0.1:4222';
 const EMBEDDED_PG_PORT = 5433;
 const LOCAL_NATS_PORT = 4222;
 const GATEWAY_PORT = process.env.PORT ?? '4000';
+const RECEIVER_PORT = process.env.RECEIVER_PORT ?? '4100';
+const development = process.env.NODE_ENV !== 'production';
 
 const say = (line) => process.stdout.write(`[herald] ${line}\n`);
 const cleanups = [];
@@ -72,8 +76,8 @@ function run(cmd, args, env) {
   if (r.status !== 0) throw new Error(`${[cmd, ...args].join(' ')} failed`);
 }
 
-function startApp(name, port, env) {
-  const child = spawn(process.execPath, [join(root, `dist/apps/${name}/main.js`)], { env: { ...env, PORT: String(port) }, cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+function startApp(name, port, env, script = `dist/apps/${name}/main.js`) {
+  const child = spawn(process.execPath, [join(root, script)], { env: { ...env, PORT: String(port) }, cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = `[${name}] `;
   for (const stream of [child.stdout, child.stderr]) {
     let rest = '';
@@ -118,13 +122,16 @@ process.on('SIGTERM', () => void shutdown(0));
 
 try {
   const env = { ...process.env, DATABASE_URL: await postgres(), NATS_URL: await nats() };
+  if (development) env.WEBHOOKS_ALLOW_PRIVATE_URLS ??= 'true';
   run(process.execPath, [join(root, 'scripts/build.mjs'), '--if-stale'], env);
   run(process.execPath, [join(root, 'dist/tools/migrate.js')], env);
   const ports = { dispatcher: process.env.DISPATCHER_PORT ?? '4001', 'audit-writer': process.env.AUDIT_WRITER_PORT ?? '4002', 'api-gateway': GATEWAY_PORT };
   for (const [name, port] of Object.entries(ports)) startApp(name, port, env);
+  if (development) startApp('receiver', RECEIVER_PORT, env, 'docker/receiver/server.mjs');
   await waitUntilReady(ports);
   say(`Herald is up. Gateway: http://localhost:${GATEWAY_PORT}   API docs: http://localhost:${GATEWAY_PORT}/api/docs/ui`);
   say(`development key: dev-staff-key   try: curl -H 'x-api-key: dev-staff-key' localhost:${GATEWAY_PORT}/api/webhooks`);
+  if (development) say(`example receiver: http://127.0.0.1:${RECEIVER_PORT}/hooks (secret whsec_compose_example_secret); its deliveries are logged as [receiver]`);
   say('Ctrl-C stops everything.');
 } catch (err) {
   say(String(err instanceof Error ? err.message : err));
