@@ -102,7 +102,7 @@ describe('delivery across replicas and crashes', () => {
 
   it('a dispatcher process SIGKILLed mid-burst and restarted delivers every event, each delivery once after de-duplication', async () => {
     // A generous timeout: on a loaded machine a 1 s timeout turned a slow 200 into a failed attempt.
-    const vars = { WEBHOOK_TIMEOUT_MS: '5000', WEBHOOK_LEASE_MS: '6000', WEBHOOK_SENDER_POLL_MS: '100', WEBHOOK_SENDER_CONCURRENCY: '16', CONSUMER_BATCH_SIZE: '50' };
+    const vars = { WEBHOOK_TIMEOUT_MS: '5000', WEBHOOK_LEASE_MS: '7000', WEBHOOK_SENDER_POLL_MS: '100', WEBHOOK_SENDER_CONCURRENCY: '16', CONSUMER_BATCH_SIZE: '50' };
     const dispatcher = await ServiceProcess.start('dispatcher', env, vars);
     receiver.on('/crash', () => ({ status: 200, delayMs: 5 }));
     const webhookId = await webhook('/crash', ['orders.create']);
