@@ -4,7 +4,7 @@
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { ulid } from 'ulid';
-import { createBenchEnv, fmt } from './env.mjs';
+import { createBenchEnv, fmt } from '../env.mjs';
 
 const N = Number(process.argv[2] ?? 20_000);
 const BATCH = 500;

@@ -1,7 +1,7 @@
 // Audit query: p50/p99 of each filter of GET /api/audit through the gateway (gateway -> NATS ->
 // audit-writer -> Postgres) on 1,000,000 entries, against the same page query run directly on
 // Postgres in the same run.   node bench/audit-query/run.mjs [entries=1000000] [requests=300]
-import { createBenchEnv, fmt, percentile } from '../audit-ingest/env.mjs';
+import { createBenchEnv, fmt, percentile } from '../env.mjs';
 
 const ENTRIES = Number(process.argv[2] ?? 1_000_000);
 const REQUESTS = Number(process.argv[3] ?? 300);

@@ -9,37 +9,24 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { ulid } from 'ulid';
 import { Pool } from 'undici';
+import { ADMIN_URL, NATS_URL, benchNames, root } from '../env.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 5000);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
-const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
-
-const id = `b${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-const dbName = `herald_bench_${id}`;
-const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).toString();
+const { id, dbName, vars: names } = benchNames();
 const vars = {
-  NODE_ENV: 'test',
-  DATABASE_URL: dbUrl,
-  NATS_URL,
-  EVENTS_STREAM: `HERALD_BENCH_${id}`,
-  EVENTS_SUBJECT_PREFIX: `herald_bench.${id}.events`,
-  RPC_SUBJECT_PREFIX: `herald_bench.${id}.rpc`,
-  EVENTS_MAX_AGE_SECONDS: '3600',
+  ...names,
   WEBHOOKS_ALLOW_PRIVATE_URLS: 'true',
   WEBHOOK_SECRET_KEY: randomBytes(32).toString('base64'),
   DATA_DIR: `/tmp/herald-${id}`,
-  LOG_LEVEL: 'warn',
 };
 
 // The receiver: answers 200 at once and notes when each event arrived.
@@ -83,7 +70,7 @@ await admin.query(`create database ${dbName}`);
 const children = [];
 let nc;
 try {
-  execFileSync(process.execPath, [join(root, 'dist/tools/migrate.js')], { env: { PATH: process.env.PATH, DATABASE_URL: dbUrl }, stdio: 'ignore' });
+  execFileSync(process.execPath, [join(root, 'dist/tools/migrate.js')], { env: { PATH: process.env.PATH, DATABASE_URL: vars.DATABASE_URL }, stdio: 'ignore' });
   const dispatcherPort = 4700 + Math.floor(Math.random() * 100);
   const gatewayPort = dispatcherPort + 100;
   children.push(start('dispatcher', dispatcherPort), start('api-gateway', gatewayPort));
@@ -160,7 +147,7 @@ try {
   const latencies = [...arrived].map(([eventId, at]) => at - sentAt.get(eventId)).sort((a, b) => a - b);
   // Where the time goes, from the database's clock: publish → delivery row → attempt start → receipt.
   const stages = await (async () => {
-    const c = new pg.Client({ connectionString: dbUrl });
+    const c = new pg.Client({ connectionString: vars.DATABASE_URL });
     await c.connect();
     try {
       const { rows } = await c.query(

@@ -5,21 +5,19 @@
 // and the ratios. Goal: the gateway adds under 1 ms at p50 over the direct NATS request.
 //
 // Usage: npm run build && node bench/gateway/run.mjs [--requests 3000] [--concurrency 32] [--webhooks 10] [--log-level info]
-// Needs Postgres (DATABASE_ADMIN_URL, default postgres://postgres@127.0.0.1:5432/postgres) and NATS
-// (NATS_URL, default nats://127.0.0.1:4222); makes its own database, stream and prefixes, removes them after.
+// Needs Postgres (BENCH_DATABASE_ADMIN_URL, default postgres://postgres@127.0.0.1:5432/postgres) and NATS
+// (BENCH_NATS_URL, default nats://127.0.0.1:4222); makes its own database, stream and prefixes, removes them after.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import pg from 'pg';
 import { Pool } from 'undici';
+import { ADMIN_URL, NATS_URL, benchNames, root } from '../env.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values: opt } = parseArgs({
   options: {
     requests: { type: 'string', default: '3000' },
@@ -32,20 +30,11 @@ const { values: opt } = parseArgs({
 });
 const REQUESTS = Number(opt.requests);
 const CONCURRENCY = Number(opt.concurrency);
-const ADMIN_URL = process.env.DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const id = `b${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-const dbName = `herald_bench_${id}`;
-const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).toString();
+const { id, dbName, vars: names } = benchNames();
 const vars = {
+  ...names,
   PATH: process.env.PATH ?? '',
   NODE_ENV: 'development',
-  DATABASE_URL: dbUrl,
-  NATS_URL,
-  EVENTS_STREAM: `HERALD_BENCH_${id}`,
-  EVENTS_SUBJECT_PREFIX: `herald_bench.${id}.events`,
-  RPC_SUBJECT_PREFIX: `herald_bench.${id}.rpc`,
-  EVENTS_MAX_AGE_SECONDS: '3600',
   LOG_LEVEL: opt['log-level'],
   WEBHOOKS_ALLOW_PRIVATE_URLS: 'true',
   DATA_DIR: `/tmp/herald-${id}`,

@@ -1,5 +1,5 @@
-// Shared by the audit benchmarks: a database, stream and prefixes of the run's own, the built
-// services as child processes (as the images run them), and small statistics helpers.
+// Shared by the benchmarks: a database, stream and prefixes of the run's own, the built services
+// as child processes (as the images run them), and small statistics helpers.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -9,18 +9,14 @@ import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 
-export const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const ADMIN_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const ADMIN_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 
-export async function createBenchEnv() {
-  execFileSync(process.execPath, [join(root, 'scripts/build.mjs'), '--if-stale'], { stdio: 'inherit' });
+/** The run's own names: database, stream and prefixes, and the variables every service gets. */
+export function benchNames() {
   const id = `b${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   const dbName = `herald_bench_${id}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  await admin.end();
   const url = new URL(ADMIN_URL);
   url.pathname = `/${dbName}`;
   const vars = {
@@ -32,8 +28,18 @@ export async function createBenchEnv() {
     RPC_SUBJECT_PREFIX: `herald_bench.${id}.rpc`,
     EVENTS_MAX_AGE_SECONDS: '3600',
     LOG_LEVEL: 'warn',
-    RATE_LIMIT_MAX: '100000000',
   };
+  return { id, dbName, vars };
+}
+
+export async function createBenchEnv() {
+  execFileSync(process.execPath, [join(root, 'scripts/build.mjs'), '--if-stale'], { stdio: 'inherit' });
+  const { id, dbName, vars: base } = benchNames();
+  const vars = { ...base, RATE_LIMIT_MAX: '100000000' };
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  await admin.end();
   execFileSync(process.execPath, [join(root, 'dist/tools/migrate.js')], { env: { PATH: process.env.PATH, ...vars }, stdio: 'ignore' });
   const db = new pg.Client({ connectionString: vars.DATABASE_URL });
   await db.connect();
