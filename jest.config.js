@@ -2,6 +2,11 @@
 const { readdirSync } = require('node:fs');
 
 const libs = readdirSync(`${__dirname}/libs`);
+// Packages that ship ES modules only and that a dependency require()s (@fastify/static requires
+// content-disposition@3): Node 20.19 loads them so, Jest's module runtime cannot, so Jest compiles
+// them to CommonJS as it does our sources.
+const esmOnly = ['content-disposition'];
+const esmOnlyPath = `/node_modules/(.+/)?(${esmOnly.join('|')})/`;
 module.exports = {
   testEnvironment: 'node',
   rootDir: __dirname,
@@ -20,7 +25,9 @@ module.exports = {
         module: { type: 'commonjs' },
       },
     ],
+    [`${esmOnlyPath}.+\\.js$`]: ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'ecmascript' } }, module: { type: 'commonjs' } }],
   },
+  transformIgnorePatterns: [`/node_modules/(?!(.+/)?(${esmOnly.join('|')})/)`],
   moduleNameMapper: {
     ...Object.fromEntries(libs.map((l) => [`^@herald/${l}$`, `<rootDir>/libs/${l}/src/index.ts`])),
     // NestJS 12 is ES modules only: see test/nest-cjs.js.

@@ -70,6 +70,17 @@ describe('the error contract (SPEC 2 table)', () => {
     await errorOf(await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme, 'content-type': 'application/json' }, body }), 400, 'BAD_REQUEST');
   });
 
+  it('reads every body as JSON whatever its content-type, and none', async () => {
+    const body = JSON.stringify({ url: 'http://127.0.0.1:9/h', events: ['orders.create'] });
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream', undefined]) {
+      const headers: Record<string, string> = { 'x-api-key': KEYS.acme, ...(type ? { 'content-type': type } : {}) };
+      // A Uint8Array body makes fetch send no content-type of its own.
+      const res = await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers, body: new TextEncoder().encode(body) });
+      expect({ type, status: res.status }).toEqual({ type, status: 201 });
+    }
+    await errorOf(await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme, 'content-type': 'text/plain' }, body: 'url=x' }), 400, 'BAD_REQUEST');
+  });
+
   it('404 NOT_FOUND for an unknown route, also without a key, and for an unknown id', async () => {
     await errorOf(await get('/api/nothing-here'), 404, 'NOT_FOUND');
     await errorOf(await get('/api/nothing-here', { 'x-api-key': KEYS.acme }), 404, 'NOT_FOUND');

@@ -1,7 +1,7 @@
 import { CanActivate, ExecutionContext, Injectable, SetMetadata, createParamDecorator } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ErrorCode, HeraldError, Permission, RpcContext, grants } from '@herald/contracts';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiKeyStore, Principal } from './api-keys';
 import { RateLimiter } from './rate-limit';
 
@@ -10,9 +10,10 @@ const PERMISSION_KEY = 'herald:permission';
 /** Marks a controller or route as needing a key with this permission. */
 export const RequirePermission = (permission: Permission) => SetMetadata(PERMISSION_KEY, permission);
 
-type AuthedRequest = Request & { principal?: Principal; id?: string };
+/** `principal` is declared on every request (`decorateRequest` in gateway.ts), null until the guard sets it. */
+type AuthedRequest = FastifyRequest & { principal?: Principal | null };
 
-function presentedKey(req: Request): string | undefined {
+function presentedKey(req: FastifyRequest): string | undefined {
   const header = req.headers['x-api-key'];
   if (typeof header === 'string' && header) return header;
   // The scheme is case-insensitive (RFC 9110 11.1).
@@ -41,12 +42,12 @@ export class AuthGuard implements CanActivate {
     if (!principal) throw new HeraldError(ErrorCode.Unauthorized, 'A valid API key is required (x-api-key or Authorization: Bearer).');
     if (this.limiter.enabled) {
       const rate = this.limiter.take(principal.keyId);
-      const res = context.switchToHttp().getResponse<Response>();
-      res.setHeader('x-ratelimit-limit', rate.limit);
-      res.setHeader('x-ratelimit-remaining', rate.remaining);
-      res.setHeader('x-ratelimit-reset', rate.resetSeconds);
+      const res = context.switchToHttp().getResponse<FastifyReply>();
+      res.header('x-ratelimit-limit', rate.limit);
+      res.header('x-ratelimit-remaining', rate.remaining);
+      res.header('x-ratelimit-reset', rate.resetSeconds);
       if (!rate.allowed) {
-        res.setHeader('retry-after', rate.resetSeconds);
+        res.header('retry-after', rate.resetSeconds);
         throw new HeraldError(ErrorCode.RateLimited, `Rate limit of ${rate.limit} requests per window exceeded; retry in ${rate.resetSeconds} s.`);
       }
     }
@@ -60,5 +61,5 @@ export class AuthGuard implements CanActivate {
 export const Caller = createParamDecorator((_: unknown, context: ExecutionContext): RpcContext => {
   const req = context.switchToHttp().getRequest<AuthedRequest>();
   const p = req.principal!;
-  return { organizationId: p.organizationId, actorId: p.keyId, requestId: String(req.id) };
+  return { organizationId: p.organizationId, actorId: p.keyId, requestId: req.id };
 });

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { ErrorBody, ErrorCode, HeraldError } from '@herald/contracts';
-import type { NextFunction, Request, Response } from 'express';
+import type { FastifyRequest } from 'fastify';
 
 /** SPEC 2's table: every code has one status. Exhaustive, so a new code must be mapped here. */
 export function statusOf(code: ErrorCode): number {
@@ -21,7 +22,7 @@ export function statusOf(code: ErrorCode): number {
   }
 }
 
-/** Errors raised outside Herald's own code (Nest routing, body parsing) by their HTTP status. */
+/** Errors raised outside Herald's own code (Nest routing, Fastify's body limit) by their HTTP status. */
 function fromHttpStatus(status: number, message: string): HeraldError {
   switch (status) {
     case HttpStatus.NOT_FOUND: return new HeraldError(ErrorCode.NotFound, 'No such route.');
@@ -40,30 +41,24 @@ const logger = new Logger('Errors');
 export function toHeraldError(err: unknown, requestId?: string): HeraldError {
   if (err instanceof HeraldError) return err;
   if (err instanceof HttpException) return fromHttpStatus(err.getStatus(), err.message);
-  const e = err as { type?: string; status?: number };
-  if (e?.type === 'entity.too.large') return fromHttpStatus(413, '');
-  if (e?.type === 'entity.parse.failed') return new HeraldError(ErrorCode.BadRequest, 'The request body is not valid JSON.');
-  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return fromHttpStatus(e.status, 'The request is malformed.');
-  // Named here: the gateway's logger has no per-request context (see plainHttpLogging).
+  // Fastify's own errors (FST_ERR_…) carry their status; Nest maps those under 500 to an
+  // HttpException before the filter sees them, this catches what it does not.
+  const e = err as { statusCode?: number };
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return fromHttpStatus(e.statusCode, 'The request is malformed.');
+  // Named here: the gateway's logger has no per-request context (see fastifyRequestLogging).
   logger.error({ err: err instanceof Error ? err : String(err), requestId }, 'Unhandled error');
   return new HeraldError(ErrorCode.InternalError, 'An internal error occurred.');
 }
 
-export function sendError(res: Response, err: HeraldError): void {
-  const body: { error: ErrorBody } = { error: err.toBody() };
-  res.status(statusOf(err.code)).json(body);
-}
-
+/** Every error response: SPEC 2's status and body, on any reply Nest hands a filter. */
 @Catch()
 export class ErrorFilter implements ExceptionFilter {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    sendError(http.getResponse<Response>(), toHeraldError(exception, String(http.getRequest<Request & { id?: unknown }>().id)));
+    const err = toHeraldError(exception, String(http.getRequest<FastifyRequest>().id));
+    const body: { error: ErrorBody } = { error: err.toBody() };
+    this.adapterHost.httpAdapter.reply(http.getResponse(), body, statusOf(err.code));
   }
-}
-
-/** Express error handler for what fails before Nest's routing (the body parser). */
-export function expressErrorHandler(err: unknown, req: Request & { id?: unknown }, res: Response, next: NextFunction): void {
-  if (res.headersSent) return next(err);
-  sendError(res, toHeraldError(err, String(req.id)));
 }

@@ -1,6 +1,6 @@
 import { Controller, Get, HttpCode, Inject, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 
 /** What /readyz asks: each named dependency reachable. */
 export interface ReadinessProbe {
@@ -35,10 +35,10 @@ export class HealthController {
   }
 
   @Get('readyz')
-  async readyz(@Res({ passthrough: true }) res: Response): Promise<{ status: 'ok' | 'unavailable'; checks: Record<string, boolean> }> {
+  async readyz(@Res({ passthrough: true }) res: FastifyReply): Promise<{ status: 'ok' | 'unavailable'; checks: Record<string, boolean> }> {
     const checks = await this.probe.check();
     const ok = Object.values(checks).every(Boolean);
-    res.status(ok ? 200 : 503);
+    res.code(ok ? 200 : 503);
     return { status: ok ? 'ok' : 'unavailable', checks };
   }
 }

@@ -1,22 +1,26 @@
 import { DynamicModule, INestApplication, Logger as NestLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyServerOptions } from 'fastify';
 import type { Server } from 'node:http';
 import { Logger } from 'nestjs-pino';
 
 export interface StartOptions {
   port: number;
+  /** Options of the Fastify instance (the gateway's request ids, request log and body limit). */
+  fastify?: FastifyServerOptions;
   /** Body parsing is the gateway's business; services only serve probes and metrics. */
-  configure?: (app: NestExpressApplication) => void | Promise<void>;
+  configure?: (app: NestFastifyApplication) => void | Promise<void>;
 }
 
 /**
- * Creates a Nest application with pino logs, and listens. Once closing begins, every new request
- * (including /readyz) gets a 503 with `connection: close`, so a load balancer stops sending work,
- * while requests already in flight run to their end.
+ * Creates a Nest application on Fastify with pino logs, and listens. Once closing begins, every new
+ * request (including /readyz) gets a 503 with `connection: close`, so a load balancer stops sending
+ * work, while requests already in flight run to their end.
  */
 export async function startApp(module: DynamicModule, options: StartOptions): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(module, { bufferLogs: true, bodyParser: false, return503OnClosing: true });
+  const adapter = new FastifyAdapter(options.fastify);
+  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { bufferLogs: true, bodyParser: false, return503OnClosing: true });
   app.useLogger(app.get(Logger));
   await options.configure?.(app);
   await app.listen(options.port, '0.0.0.0');
