@@ -1,7 +1,10 @@
 // Audit query: p50/p99 of each filter of GET /api/audit through the gateway (gateway -> NATS ->
 // audit-writer -> Postgres) on 1,000,000 entries, against the same page query run directly on
-// Postgres in the same run.   node bench/audit-query/run.mjs [entries=1000000] [requests=300]
-import { createBenchEnv, fmt, percentile } from '../env.mjs';
+// Postgres and sent straight over NATS to the audit-writer, in the same run.
+//   node bench/audit-query/run.mjs [entries=1000000] [requests=300]
+//   BENCH_EXPLAIN=1 prints each filter's plan; BENCH_PROFILE=<dir> writes CPU profiles of the services.
+import { connect } from '@nats-io/transport-node';
+import { NATS_URL, createBenchEnv, fmt, percentile } from '../env.mjs';
 
 const ENTRIES = Number(process.argv[2] ?? 1_000_000);
 const REQUESTS = Number(process.argv[3] ?? 300);
@@ -51,15 +54,26 @@ const env = await createBenchEnv();
 try {
   const seeded = await time(() => seed(env.db));
   console.log(`seeded ${fmt(ENTRIES)} entries in ${fmt(seeded / 1000, 1)} s (generate_series, 100,000 per statement)`);
-  await env.start('audit-writer');
-  const { base } = await env.start('api-gateway');
+  // BENCH_PROFILE=<dir>: V8 CPU profiles of both services, written when they exit.
+  const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  await env.start('audit-writer', {}, prof);
+  const { base } = await env.start('api-gateway', {}, prof);
+  // The middle hop alone: the audit-writer's RPC over NATS, as the gateway sends it.
+  const nc = await connect({ servers: NATS_URL });
+  const subject = `${env.vars.RPC_SUBJECT_PREFIX}.audit-writer.audit.query`;
+  const context = { organizationId: 'default', actorId: 'bench', requestId: 'bench' };
   const rows = [];
   for (const [name, filters, where, params] of CASES) {
     const sql = `select ${COLUMNS}, now() as as_of from audit.entries where ${where} order by created_at desc, id desc limit 51`;
     const direct = [];
+    const rpc = [];
     const http = [];
     for (let k = 0; k < WARMUP + REQUESTS; k++) {
       const d = await time(() => env.db.query(sql, ['default', ...params(k)]));
+      const r = await time(async () => {
+        const reply = await nc.request(subject, JSON.stringify({ context, payload: filters(k) }), { timeout: 5000 });
+        if (!reply.string().startsWith('{"data":')) throw new Error(`${name}: ${reply.string()}`);
+      });
       const qs = new URLSearchParams(filters(k)).toString();
       const h = await time(async () => {
         const res = await fetch(`${base}/api/audit?${qs}`, { headers: KEY });
@@ -68,12 +82,12 @@ try {
       });
       if (k >= WARMUP) {
         direct.push(d);
+        rpc.push(r);
         http.push(h);
       }
     }
-    direct.sort((a, b) => a - b);
-    http.sort((a, b) => a - b);
-    rows.push({ name, p50: percentile(http, 50), p99: percentile(http, 99), sqlP50: percentile(direct, 50), sqlP99: percentile(direct, 99) });
+    for (const xs of [direct, rpc, http]) xs.sort((a, b) => a - b);
+    rows.push({ name, p50: percentile(http, 50), p99: percentile(http, 99), rpcP50: percentile(rpc, 50), rpcP99: percentile(rpc, 99), sqlP50: percentile(direct, 50), sqlP99: percentile(direct, 99) });
   }
   // Paging: page 2 of each walk, through the cursor of page 1.
   {
@@ -106,15 +120,17 @@ try {
     rows.push({ name: 'baseline: GET /healthz on the gateway', p50: percentile(http, 50), p99: percentile(http, 99) });
   }
   console.log(`\n${fmt(REQUESTS)} sequential requests per query (after ${WARMUP} warm-up), 50 entries per page; ms`);
-  console.log('| query | gateway p50 | gateway p99 | SQL alone p50 | SQL alone p99 |');
-  console.log('|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.name} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r.sqlP50 === undefined ? '' : fmt(r.sqlP50, 1)} | ${r.sqlP99 === undefined ? '' : fmt(r.sqlP99, 1)} |`);
+  console.log('| query | gateway p50 | gateway p99 | NATS RPC p50 | NATS RPC p99 | SQL alone p50 | SQL alone p99 |');
+  console.log('|---|---|---|---|---|---|---|');
+  const cell = (v) => (v === undefined ? '' : fmt(v, 1));
+  for (const r of rows) console.log(`| ${r.name} | ${cell(r.p50)} | ${cell(r.p99)} | ${cell(r.rpcP50)} | ${cell(r.rpcP99)} | ${cell(r.sqlP50)} | ${cell(r.sqlP99)} |`);
   if (process.env.BENCH_EXPLAIN) {
     for (const [name, , where, params] of CASES) {
       const plan = await env.db.query(`explain (analyze, buffers, costs off) select ${COLUMNS} from audit.entries where ${where} order by created_at desc, id desc limit 51`, ['default', ...params(7)]);
       console.log(`\n-- ${name}\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}`);
     }
   }
+  await nc.close();
 } finally {
   await env.cleanup();
 }

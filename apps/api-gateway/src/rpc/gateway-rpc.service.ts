@@ -1,9 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import { BusService, RpcClient, RpcResult } from '@herald/bus';
+import { BusService, RpcClient, RpcReply } from '@herald/bus';
 import { RpcContext, RpcDef } from '@herald/contracts';
 import { GatewayConfig } from '../config';
 
-/** Forwards a validated request to the service that owns it, with the caller's context. */
+/**
+ * Forwards a validated request to the service that owns it, with the caller's context; the reply
+ * goes back to the client unparsed (RpcReplyInterceptor).
+ */
 @Injectable()
 export class GatewayRpc {
   private readonly client: RpcClient;
@@ -12,7 +15,7 @@ export class GatewayRpc {
     this.client = bus.rpcClient(config.RPC_TIMEOUT_MS);
   }
 
-  call<Req extends object, Res>(def: RpcDef<Req, Res>, payload: Req, context: RpcContext): Promise<RpcResult<Res>> {
+  call<Req extends object, Res>(def: RpcDef<Req, Res>, payload: Req, context: RpcContext): Promise<RpcReply<Res>> {
     return this.client.call(def, payload, context);
   }
 }

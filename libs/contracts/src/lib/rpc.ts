@@ -63,4 +63,12 @@ export interface RpcRequestMessage<Req> {
   payload: Req;
 }
 
+/**
+ * A reply is JSON whose first key is `data` or `error`: the text begins `{"data":` or `{"error":`,
+ * so the gateway tells them apart without parsing. A `data` reply is exactly SPEC 2's success body
+ * and goes out over HTTP byte for byte.
+ */
 export type RpcReplyMessage<Res> = { data: Res; nextCursor?: string | null } | { error: ErrorBody };
+
+/** How every error reply begins (see RpcReplyMessage). */
+export const RPC_ERROR_REPLY_PREFIX = '{"error":';
