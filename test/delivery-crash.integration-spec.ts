@@ -135,6 +135,27 @@ describe('delivery across replicas and crashes', () => {
     }
   });
 
+  it('a delivery that waited in the local queue too long for its lease is handed back and sent once, by a claim', async () => {
+    // One slot, a 400 ms receiver and a lease that leaves a queued delivery 100 ms to start
+    // (2100 - 1000 timeout - 1000 margin): all but the first of a burst are handed back unsent.
+    const vars = { WEBHOOK_SENDER_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '1000', WEBHOOK_LEASE_MS: '2100', WEBHOOK_SENDER_POLL_MS: '50' };
+    const app = await startInProcess('dispatcher', env, vars);
+    apps.push(app);
+    receiver.on('/queued', () => ({ status: 200, delayMs: 400 }));
+    const webhookId = await webhook('/queued', ['orders.create']);
+    const eventIds = await publishBurst('orders.create', 8);
+    await waitFor(async () => (await statusCounts(webhookId)).succeeded === 8, 30_000, '8 deliveries to succeed');
+    const got = receiver.at('/queued');
+    expect(got).toHaveLength(8);
+    expect(new Set(got.map((r) => r.headers['x-commerce-event-id']))).toEqual(new Set(eventIds));
+    expect(got.every((r) => r.headers['x-commerce-attempt'] === '1')).toBe(true);
+    const attempts = (await db.query('select attempt_number from dispatch.attempts a join dispatch.deliveries d on d.id = a.delivery_id where d.webhook_id = $1', [webhookId])).rows;
+    expect(attempts).toHaveLength(8);
+    const metrics = await (await fetch(`${urlOf(app)}/metrics`)).text();
+    expect(Number(/^herald_deliveries_handed_back_total\{[^}]*\} (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    await apps.splice(apps.indexOf(app), 1)[0].close();
+  });
+
   it('a URL that resolves to a private address at send time is refused before connecting', async () => {
     // Registered while private URLs were allowed (as when the name still resolved to a public
     // address); the sender that runs now allows none, and checks again before every attempt.

@@ -58,6 +58,14 @@ export class DispatcherConfig extends DatabaseConfig {
   @Transform(toNumber) @IsInt({ message: 'must be a whole number from 1 to 1000' }) @Min(1) @Max(1000)
   WEBHOOK_SENDER_CONCURRENCY = 64;
 
+  /**
+   * Deliveries the intake may insert already leased to this process beyond its free slots, queued in
+   * memory until a slot frees (0: only as many as there are free slots). Each is started only while
+   * its lease still covers a whole attempt; one that waited too long is handed back to every sender.
+   */
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number from 0 to 100000' }) @Min(0) @Max(100_000)
+  WEBHOOK_SENDER_QUEUE = 5000;
+
   validateCombination(): { variable: string; message: string }[] {
     const problems: { variable: string; message: string }[] = [];
     if (this.isProduction && !this.WEBHOOK_SECRET_KEY) {

@@ -11,6 +11,15 @@ import { ClaimedDelivery, DELIVERIES_CHANNEL } from './queue';
 import { Verdict, decide } from './retry-policy';
 import { AttemptResult, WebhookHttpClient } from './webhook-http-client';
 
+/** A delivery the intake leased to this process, and when that lease ends at the soonest (performance.now() ms). */
+interface Queued {
+  row: ClaimedDelivery;
+  leaseEnd: number;
+}
+
+/** Margin the configuration requires between the lease and the timeout; also what a hand-back may take. */
+const LEASE_MARGIN_MS = 1000;
+
 interface Finished {
   delivery: ClaimedDelivery;
   attemptNumber: number;
@@ -84,8 +93,11 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
   private wake?: { at: number; timer: NodeJS.Timeout };
   private stopped = true;
   private inFlight = 0;
-  /** Slots promised to the intake for deliveries it inserts already leased to this process. */
+  /** Room promised to the intake for deliveries it inserts already leased to this process. */
   private reserved = 0;
+  /** Deliveries leased to this process by the intake, waiting for a slot (FIFO from `queueHead`). */
+  private queue: Queued[] = [];
+  private queueHead = 0;
   private claiming?: Promise<void>;
   private again = false;
   /** The last claim filled every free slot, so more may be due. */
@@ -95,6 +107,7 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
   private idle?: () => void;
 
   private readonly outcomes: Counter<'outcome'>;
+  private readonly handedBack: Counter;
   private readonly latency: Histogram;
 
   constructor(
@@ -114,6 +127,20 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
       help: 'Delivery attempts by outcome: succeeded, retry (scheduled again), failed (retries exhausted or 410), cancelled (webhook inactive or deleted)',
       labelNames: ['outcome'],
       registers: [registry],
+    });
+    this.handedBack = new Counter({
+      name: 'herald_deliveries_handed_back_total',
+      help: 'Deliveries leased to this sender by the intake but handed back unsent: they waited in its queue too long for their lease, or it shut down',
+      registers: [registry],
+    });
+    const sender = this;
+    new Gauge({
+      name: 'herald_deliveries_queued',
+      help: 'Deliveries the intake leased to this process, waiting in its memory for a slot (not counted as due)',
+      registers: [registry],
+      collect() {
+        this.set(sender.queue.length - sender.queueHead);
+      },
     });
     this.latency = new Histogram({
       name: 'herald_delivery_attempt_duration_seconds',
@@ -162,6 +189,11 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
     clearInterval(this.poll);
     if (this.wake) clearTimeout(this.wake.timer);
     await this.claiming;
+    // Queued deliveries go back to every sender now rather than when their leases run out.
+    const queued = this.queue.slice(this.queueHead);
+    this.queue = [];
+    this.queueHead = 0;
+    if (queued.length) await this.handBack(queued, 'shutting down').catch((err: unknown) => this.logger.warn({ err }, 'Queued deliveries not handed back; their leases run out'));
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     await this.recording;
     await this.listener?.end().catch(() => undefined);
@@ -202,7 +234,7 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
   private async claimRounds(): Promise<void> {
     do {
       this.again = false;
-      const free = this.config.WEBHOOK_SENDER_CONCURRENCY - this.inFlight - this.reserved;
+      const free = this.freeSlots();
       if (free <= 0) return; // a finishing attempt pumps again
       const rows = await queryRows<ClaimedDelivery>(this.ds, CLAIM_SQL, [free, this.config.WEBHOOK_LEASE_MS]);
       this.backlog = rows.length === free;
@@ -212,23 +244,79 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
     } while ((this.again || this.backlog) && !this.stopped);
   }
 
+  /** Slots that neither an attempt, a queued delivery nor a reservation of the intake holds. */
+  private freeSlots(): number {
+    return this.config.WEBHOOK_SENDER_CONCURRENCY - this.inFlight - this.reserved - (this.queue.length - this.queueHead);
+  }
+
   /**
-   * Reserves up to `n` free slots for deliveries the intake is about to insert already leased to
-   * this process (saving the NOTIFY and the claim on the way to the first attempt). Every
-   * reservation is given back through `adopt`.
+   * Reserves room for up to `n` deliveries the intake is about to insert already leased to this
+   * process (saving the NOTIFY, the claim and its row update on the way to the first attempt): the
+   * free slots plus up to WEBHOOK_SENDER_QUEUE waiting in memory. Every reservation is given back
+   * through `adopt`.
    */
   reserve(n: number): number {
     if (this.stopped) return 0;
-    const k = Math.max(0, Math.min(n, this.config.WEBHOOK_SENDER_CONCURRENCY - this.inFlight - this.reserved));
+    const k = Math.max(0, Math.min(n, this.freeSlots() + this.config.WEBHOOK_SENDER_QUEUE));
     this.reserved += k;
     return k;
   }
 
-  /** Ends a reservation of `reserved` slots and starts the leased deliveries that were inserted. */
-  adopt(reserved: number, rows: ClaimedDelivery[]): void {
+  /**
+   * Ends a reservation of `reserved` and queues the leased deliveries that were inserted.
+   * `leasedAt` (performance.now()) was taken before the insert was sent, so the lease the database
+   * wrote ends no sooner than `leasedAt` + WEBHOOK_LEASE_MS.
+   */
+  async adopt(reserved: number, rows: ClaimedDelivery[], leasedAt: number): Promise<void> {
     this.reserved -= reserved;
-    if (this.stopped) return; // shutting down: the leases run out and a sender takes them over
-    for (const row of rows.slice(0, reserved)) this.start(row);
+    const leaseEnd = leasedAt + this.config.WEBHOOK_LEASE_MS;
+    const queued = rows.slice(0, reserved).map((row) => ({ row, leaseEnd }));
+    if (this.stopped) {
+      // Shutting down: back to every sender now, rather than when the leases run out.
+      if (queued.length) await this.handBack(queued, 'shutting down').catch((err: unknown) => this.logger.warn({ err }, 'Queued deliveries not handed back; their leases run out'));
+      return;
+    }
+    for (const q of queued) this.queue.push(q);
+    this.drain();
+  }
+
+  /**
+   * Starts queued deliveries into the free slots. One starts only while its lease still covers a
+   * whole attempt (the timeout plus the margin), so no other sender can take it meanwhile; a later
+   * one goes back to every sender unsent.
+   */
+  private drain(): void {
+    let late: Queued[] | undefined;
+    const startBy = performance.now() + this.config.WEBHOOK_TIMEOUT_MS + LEASE_MARGIN_MS;
+    while (this.queueHead < this.queue.length && this.inFlight < this.config.WEBHOOK_SENDER_CONCURRENCY) {
+      const q = this.queue[this.queueHead++];
+      if (q.leaseEnd < startBy) (late ??= []).push(q);
+      else this.start(q.row);
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    if (late) void this.handBack(late, 'waited in the queue too long for its lease').catch((err: unknown) => this.logger.error({ err }, 'Queued deliveries not handed back; their leases run out'));
+  }
+
+  /**
+   * Makes queued deliveries that were never sent due at once, for any sender. Only those whose lease
+   * lasts longer than the margin: they are still this process's, so no other sender holds them. The
+   * others are left to fall due when their lease ends, a moment later.
+   */
+  private async handBack(queued: Queued[], why: string): Promise<void> {
+    const mine = performance.now() + LEASE_MARGIN_MS;
+    const ids = queued.filter((q) => q.leaseEnd > mine).map((q) => q.row.id);
+    if (ids.length) {
+      await this.ds.query(`update dispatch.deliveries set next_attempt_at = now(), updated_at = now() where id = any($1) and status = 'pending'`, [ids]);
+      await this.ds.query(`select pg_notify('${DELIVERIES_CHANNEL}', '')`);
+    }
+    this.handedBack.inc(queued.length);
+    this.logger.warn({ count: queued.length, reason: why }, 'Queued deliveries handed back to every sender');
   }
 
   private async cancel(rows: ClaimedDelivery[]): Promise<void> {
@@ -247,12 +335,12 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
       if (released) return;
       released = true;
       this.inFlight--;
+      if (!this.stopped) this.drain();
       if (this.inFlight === 0) this.idle?.();
       // More is due only after a claim that filled every slot; then claim in groups of a quarter
       // of the slots rather than one statement per finished attempt. Otherwise NOTIFY, the retry
       // timer and the poll wake the sender.
-      const free = this.config.WEBHOOK_SENDER_CONCURRENCY - this.inFlight - this.reserved;
-      if (this.backlog && free >= Math.max(1, this.config.WEBHOOK_SENDER_CONCURRENCY >> 2)) this.pump();
+      if (this.backlog && this.freeSlots() >= Math.max(1, this.config.WEBHOOK_SENDER_CONCURRENCY >> 2)) this.pump();
     };
     const attemptNumber = d.attempt_count + 1;
     void this.attempt(d, attemptNumber)

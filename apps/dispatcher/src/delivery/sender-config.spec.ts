@@ -12,10 +12,11 @@ function problemsOf(env: Record<string, string>): string[] {
 }
 
 describe('sender configuration', () => {
-  it('defaults: 6 attempts, 30 s × 5^n backoff, 10 s timeout, 60 s lease, 1 s poll, 64 in flight, Retry-After up to 1 h', () => {
+  it('defaults: 6 attempts, 30 s × 5^n backoff, 10 s timeout, 60 s lease, 1 s poll, 64 in flight, 5000 queued, Retry-After up to 1 h', () => {
     const c = loadConfig(DispatcherConfig, {});
     expect([c.WEBHOOK_MAX_RETRIES, c.WEBHOOK_RETRY_BASE_MS, c.WEBHOOK_RETRY_FACTOR, c.WEBHOOK_TIMEOUT_MS]).toEqual([5, 30_000, 5, 10_000]);
     expect([c.WEBHOOK_LEASE_MS, c.WEBHOOK_SENDER_POLL_MS, c.WEBHOOK_SENDER_CONCURRENCY, c.WEBHOOK_RETRY_AFTER_MAX_MS]).toEqual([60_000, 1000, 64, 3_600_000]);
+    expect(c.WEBHOOK_SENDER_QUEUE).toBe(5000);
   });
 
   it.each([
@@ -26,6 +27,8 @@ describe('sender configuration', () => {
     [{ WEBHOOK_SENDER_POLL_MS: '1.5' }, 'WEBHOOK_SENDER_POLL_MS: must be a whole number of milliseconds from 10 to 60000'],
     [{ WEBHOOK_SENDER_CONCURRENCY: '0' }, 'WEBHOOK_SENDER_CONCURRENCY: '],
     [{ WEBHOOK_SENDER_CONCURRENCY: 'many' }, 'WEBHOOK_SENDER_CONCURRENCY: must be a whole number from 1 to 1000'],
+    [{ WEBHOOK_SENDER_QUEUE: '-1' }, 'WEBHOOK_SENDER_QUEUE: '],
+    [{ WEBHOOK_SENDER_QUEUE: 'lots' }, 'WEBHOOK_SENDER_QUEUE: must be a whole number from 0 to 100000'],
     [{ WEBHOOK_RETRY_AFTER_MAX_MS: '-1' }, 'WEBHOOK_RETRY_AFTER_MAX_MS: '],
     [{ WEBHOOK_RETRY_BASE_MS: '0' }, 'WEBHOOK_RETRY_BASE_MS: '],
     [{ WEBHOOK_RETRY_FACTOR: '0.5' }, 'WEBHOOK_RETRY_FACTOR: '],

@@ -22,9 +22,10 @@ interface ActiveWebhook {
  * organization, idempotent on (event, webhook), acked after the rows are committed.
  *
  * One statement per batch writes its deliveries and its rejected messages (so one transaction, with
- * no BEGIN/COMMIT round trips), after one read of the matching webhooks. As many
- * new deliveries as the local sender has free slots are inserted already leased to it and handed
- * over directly; the rest are due at once and announced with NOTIFY to every sender.
+ * no BEGIN/COMMIT round trips), after one read of the matching webhooks. As many new deliveries as
+ * the local sender has room for (free slots plus WEBHOOK_SENDER_QUEUE) are inserted already leased
+ * to it and handed over in memory, so they need no claim; the rest are due at once and announced with
+ * NOTIFY to every sender.
  */
 @Injectable()
 export class IntakeService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -82,6 +83,7 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
     }
     if (!rows.length && !batch.rejected.length) return;
     const slots = this.sender.reserve(rows.length);
+    const leasedAt = performance.now();
     let handed: ClaimedDelivery[] = [];
     try {
       // One statement, so one transaction: the batch's deliveries and its rejected messages are
@@ -120,7 +122,7 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
       handed = rows.filter((r) => leased.has(r.id));
       if (inserted.length > leased.size) await this.ds.query(`select pg_notify('${DELIVERIES_CHANNEL}', '')`);
     } finally {
-      this.sender.adopt(slots, handed);
+      await this.sender.adopt(slots, handed, leasedAt);
     }
   }
 }
