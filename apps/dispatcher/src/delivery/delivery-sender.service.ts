@@ -133,14 +133,11 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
       help: 'Deliveries leased to this sender by the intake but handed back unsent: they waited in its queue too long for their lease, or it shut down',
       registers: [registry],
     });
-    const sender = this;
-    new Gauge({
+    const queued: Gauge = new Gauge({
       name: 'herald_deliveries_queued',
       help: 'Deliveries the intake leased to this process, waiting in its memory for a slot (not counted as due)',
       registers: [registry],
-      collect() {
-        this.set(sender.queue.length - sender.queueHead);
-      },
+      collect: () => queued.set(this.queue.length - this.queueHead),
     });
     this.latency = new Histogram({
       name: 'herald_delivery_attempt_duration_seconds',
