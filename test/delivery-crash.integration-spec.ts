@@ -124,8 +124,8 @@ describe('delivery across replicas and crashes', () => {
       for (const r of got) byDelivery.set(String(r.headers['x-commerce-delivery']), [...(byDelivery.get(String(r.headers['x-commerce-delivery'])) ?? []), String(r.headers['x-commerce-attempt'])]);
       expect(new Set(byDelivery.keys())).toEqual(new Set(deliveries.map((d) => d.id)));
       // A repeat is only an attempt sent but not recorded when the process died, sent again after its
-      // lease: one of the 16 in flight, or one whose response was in (its slot already reused) while
-      // its record waited for the write before it.
+      // lease: one of the 16 in flight, or one of at most 16 whose response was in (its slot already
+      // reused) while its record waited for the write before it.
       const repeats = got.length - 300;
       expect(repeats).toBeLessThanOrEqual(32);
       const attempts = (await db.query('select delivery_id, attempt_number, status_code from dispatch.attempts a join dispatch.deliveries d on d.id = a.delivery_id where d.webhook_id = $1', [webhookId])).rows as { delivery_id: string; attempt_number: number; status_code: number }[];

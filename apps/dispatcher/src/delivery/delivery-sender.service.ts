@@ -93,6 +93,8 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
   private wake?: { at: number; timer: NodeJS.Timeout };
   private stopped = true;
   private inFlight = 0;
+  /** Attempts whose response is in but whose record is not yet written (their slots are free). */
+  private unrecorded = 0;
   /** Room promised to the intake for deliveries it inserts already leased to this process. */
   private reserved = 0;
   /** Deliveries leased to this process by the intake, waiting for a slot (FIFO from `queueHead`). */
@@ -243,7 +245,17 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
 
   /** Slots that neither an attempt, a queued delivery nor a reservation of the intake holds. */
   private freeSlots(): number {
-    return this.config.WEBHOOK_SENDER_CONCURRENCY - this.inFlight - this.reserved - (this.queue.length - this.queueHead);
+    return this.room() - this.reserved - (this.queue.length - this.queueHead);
+  }
+
+  /**
+   * Attempts that may start now: a slot is free when its response is in, so recording overlaps the
+   * next sends, but no more than WEBHOOK_SENDER_CONCURRENCY attempts may wait for their record. So
+   * at most twice the concurrency are sent and not recorded, which bounds the repeats after a crash.
+   */
+  private room(): number {
+    const c = this.config.WEBHOOK_SENDER_CONCURRENCY;
+    return Math.min(c - this.inFlight, 2 * c - this.inFlight - this.unrecorded);
   }
 
   /**
@@ -285,7 +297,7 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
   private drain(): void {
     let late: Queued[] | undefined;
     const startBy = performance.now() + this.config.WEBHOOK_TIMEOUT_MS + LEASE_MARGIN_MS;
-    while (this.queueHead < this.queue.length && this.inFlight < this.config.WEBHOOK_SENDER_CONCURRENCY) {
+    while (this.queueHead < this.queue.length && this.room() > 0) {
       const q = this.queue[this.queueHead++];
       if (q.leaseEnd < startBy) (late ??= []).push(q);
       else this.start(q.row);
@@ -350,6 +362,7 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
           retryAfterMaxMs: this.config.WEBHOOK_RETRY_AFTER_MAX_MS,
         });
         this.results.push({ delivery: d, attemptNumber, result, verdict });
+        this.unrecorded++;
         const recorded = this.record();
         release();
         return recorded;
@@ -391,7 +404,15 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
     const next = previous.then(async () => {
       const batch = this.results;
       this.results = [];
-      if (batch.length) await this.write(batch);
+      try {
+        if (batch.length) await this.write(batch);
+      } finally {
+        this.unrecorded -= batch.length;
+        if (batch.length && !this.stopped) {
+          this.drain();
+          if (this.backlog && this.freeSlots() >= Math.max(1, this.config.WEBHOOK_SENDER_CONCURRENCY >> 2)) this.pump();
+        }
+      }
     });
     this.recording = next.catch(() => undefined);
     return next;
