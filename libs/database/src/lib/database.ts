@@ -10,6 +10,11 @@ export interface SchemaOptions {
   migrations: MigrationClass[];
   poolSize?: number;
   applicationName?: string;
+  /**
+   * How Postgres plans the service's named prepared statements (unnamed ones, which TypeORM's
+   * `query` sends, are always planned for their values). Default: Postgres's own (`auto`).
+   */
+  planCacheMode?: 'auto' | 'force_generic_plan' | 'force_custom_plan';
 }
 
 export function dataSourceOptions(o: SchemaOptions): DataSourceOptions {
@@ -22,7 +27,11 @@ export function dataSourceOptions(o: SchemaOptions): DataSourceOptions {
     entities: [],
     synchronize: false,
     logging: false,
-    extra: { max: o.poolSize ?? 10, application_name: o.applicationName ?? `herald-${o.schema}` },
+    extra: {
+      max: o.poolSize ?? 10,
+      application_name: o.applicationName ?? `herald-${o.schema}`,
+      ...(o.planCacheMode ? { options: `-c plan_cache_mode=${o.planCacheMode}` } : {}),
+    },
   };
 }
 
