@@ -159,6 +159,13 @@ describe('the error contract (SPEC 2 table)', () => {
     }
   });
 
+  it('a success body is the service reply as it came, as application/json', async () => {
+    const res = await get('/api/webhooks', { 'x-api-key': KEYS.globex });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await res.text()).toBe('{"data":[]}');
+  });
+
   it('no ETag and no x-powered-by on API responses', async () => {
     const res = await get('/api/webhooks', { 'x-api-key': KEYS.acme });
     expect(res.headers.get('etag')).toBeNull();

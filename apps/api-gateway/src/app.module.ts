@@ -1,5 +1,5 @@
 import { DynamicModule, Injectable, Logger, Module, OnApplicationShutdown, ValidationPipe } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { BusModule, BusService, busOptionsFrom } from '@herald/bus';
 import { ConfigError } from '@herald/config';
 import { HeraldError, toFieldErrors } from '@herald/contracts';
@@ -14,7 +14,6 @@ import { GatewayConfig } from './config';
 import { OpenApiController } from './docs/openapi';
 import { ErrorFilter } from './errors/error.filter';
 import { GatewayRpc } from './rpc/gateway-rpc.service';
-import { RpcReplyInterceptor } from './rpc/rpc-reply.interceptor';
 import { WebhooksController } from './webhooks/webhooks.controller';
 
 @Injectable()
@@ -68,7 +67,6 @@ export class AppModule {
         { provide: READINESS_PROBE, useClass: Readiness },
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ErrorFilter },
-        { provide: APP_INTERCEPTOR, useClass: RpcReplyInterceptor },
         {
           provide: APP_PIPE,
           useValue: new ValidationPipe({

@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppModule, createKeyStore } from './app.module';
 import { GatewayConfig } from './config';
 import { setupOpenApi } from './docs/openapi';
+import { serializeReply } from './rpc/rpc-reply.serializer';
 
 /** 1 MiB: a larger body is a 413 before it is read (Fastify checks content-length, then counts). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -47,6 +48,8 @@ export async function startGateway(config: GatewayConfig): Promise<INestApplicat
       });
       // Set by the auth guard; declared up front so every request object keeps one shape.
       fastify.decorateRequest('principal', null);
+      // Before the routes exist (they are registered at listen): each route keeps the serializer it was made with.
+      fastify.setReplySerializer(serializeReply);
       fastify.removeAllContentTypeParsers();
       fastify.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT_BYTES }, parseJsonBody);
       setupOpenApi(app, VERSION);

@@ -5,7 +5,7 @@ import { GatewayConfig } from '../config';
 
 /**
  * Forwards a validated request to the service that owns it, with the caller's context; the reply
- * goes back to the client unparsed (RpcReplyInterceptor).
+ * goes back to the client unparsed (serializeReply).
  */
 @Injectable()
 export class GatewayRpc {
