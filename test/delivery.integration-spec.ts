@@ -154,7 +154,7 @@ describe('delivery: events reach real receivers, signed, retried and recorded', 
     expect(again.body.error.details[0].message).toContain('succeeded');
   });
 
-  it('410 Gone: no more attempts, delivery failed, webhook deactivated', async () => {
+  it('410 Gone: no more attempts, delivery failed, webhook deactivated, and the deactivation audited with the system as its actor', async () => {
     receiver.script('/gone', [410]);
     const webhookId = await webhook('/gone', ['catalog.create']);
     const { event } = await publisher.publish({ type: 'catalog.create', data: { id: 'p-1' } });
@@ -165,6 +165,18 @@ describe('delivery: events reach real receivers, signed, retried and recorded', 
     expect(hook.body.data.isActive).toBe(false);
     await new Promise((r) => setTimeout(r, 300));
     expect(receiver.at('/gone')).toHaveLength(1);
+    // The deactivation is a webhooks.update like any other change, published through the outbox.
+    type Entry = { event: string; actorId: string | null; actorType: string | null; payload: { isActive: boolean; reason?: string } };
+    const entries = await waitFor(async () => {
+      const { body } = await api<{ data: Entry[] }>('GET', `/api/audit/webhook/${webhookId}`);
+      return body.data?.length === 2 && body.data;
+    }, 15_000, 'the create and the deactivation in the audit trail');
+    expect(entries.map((e) => [e.event, e.actorId, e.actorType])).toEqual([
+      ['webhooks.update', 'dispatcher', 'system'],
+      ['webhooks.create', 'dev-staff-key', 'api_key'],
+    ]);
+    expect(entries[0].payload).toMatchObject({ isActive: false, reason: 'receiver answered 410 Gone' });
+    expect((await db.query('select count(*)::int as n from dispatch.outbox')).rows[0].n).toBe(0);
   });
 
   it('a redirect is not followed: the 302 is a failed attempt and the target never hears of it', async () => {

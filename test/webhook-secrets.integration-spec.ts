@@ -5,7 +5,7 @@ import { INestApplication } from '@nestjs/common';
 import { NatsConnection } from '@nats-io/nats-core';
 import { EventPublisher } from '@herald/bus';
 import { Receiver, signatureValid } from './receiver';
-import { TestEnv, createTestEnv, migrate, publisherFor, startInProcess, urlOf, waitFor } from './stack';
+import { ServiceProcess, TestEnv, createTestEnv, migrate, publisherFor, startInProcess, urlOf, waitFor } from './stack';
 
 const KEY = { 'x-api-key': 'dev-staff-key', 'content-type': 'application/json' };
 const OLD_KEY = randomBytes(32).toString('base64');
@@ -88,6 +88,52 @@ describe('rotating WEBHOOK_SECRET_KEY: WEBHOOK_SECRET_KEYS and npm run webhook-s
     await waitFor(() => receiver.at('/hook-0').length >= 1 && receiver.at('/hook-1').length >= 1, 20_000, 'both deliveries');
     expect(signatureValid(receiver.at('/hook-0')[0], secrets[0])).toBe(true);
     expect(signatureValid(receiver.at('/hook-1')[0], secrets[1])).toBe(true);
+  });
+
+  it('a secret no configured key opens: attempts recorded as failed and nothing sent, the delivery ends failed, the log and a counter say so; a retry after the key is back succeeds', async () => {
+    await stopAll();
+    const LOST_KEY = randomBytes(32).toString('base64');
+    const url = await startDispatcherAndGateway({ WEBHOOK_SECRET_KEY: LOST_KEY });
+    const created = await fetch(`${url}/api/webhooks`, { method: 'POST', headers: KEY, body: JSON.stringify({ url: receiver.url('/unreadable'), events: ['cart.afterAddItem'], secret: 'whsec_unreadable_secret_01' }) });
+    expect(created.status).toBe(201);
+    const webhookId = ((await created.json()) as { data: { id: string } }).data.id;
+    await stopAll();
+
+    // A dispatcher without that key: one retry, 50 ms later.
+    const vars = { WEBHOOK_SECRET_KEY: NEW_KEY, WEBHOOK_MAX_RETRIES: '1', WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_SENDER_POLL_MS: '50', LOG_LEVEL: 'warn' };
+    const dispatcher = await ServiceProcess.start('dispatcher', env, vars);
+    const gateway = await startInProcess('api-gateway', env);
+    apps.push(gateway);
+    try {
+      const { event } = await publisher.publish({ type: 'cart.afterAddItem', data: { id: 'cart-1' } });
+      type Detail = { id: string; status: string; attempts: Array<{ statusCode: number | null; error: string | null }> };
+      const list = await waitFor(async () => {
+        const r = await fetch(`${urlOf(gateway)}/api/webhooks/${webhookId}/deliveries`, { headers: KEY });
+        const rows = ((await r.json()) as { data: Array<{ id: string; eventId: string; status: string }> }).data;
+        return rows.find((d) => d.eventId === event.id && d.status === 'failed');
+      }, 20_000, 'the delivery to fail');
+      const detail = ((await (await fetch(`${urlOf(gateway)}/api/deliveries/${list.id}`, { headers: KEY })).json()) as { data: Detail }).data;
+      expect(detail.attempts).toHaveLength(2);
+      for (const a of detail.attempts) expect(a).toEqual(expect.objectContaining({ statusCode: null, error: expect.stringContaining('cannot be decrypted with the configured keys') }));
+      expect(receiver.at('/unreadable')).toHaveLength(0);
+      const line = dispatcher.output.split('\n').find((l) => l.includes('cannot be decrypted') && l.includes(webhookId));
+      expect(line).toBeDefined();
+      const metrics = await (await fetch(`${dispatcher.url}/metrics`)).text();
+      expect(Number(/^herald_webhook_secret_undecryptable_total\{[^}]*\} (\S+)$/m.exec(metrics)?.[1])).toBe(2);
+      expect(await dispatcher.kill('SIGTERM')).toBe(0);
+
+      // The key comes back (as an earlier key): a manual retry signs and sends it.
+      const fixed = await ServiceProcess.start('dispatcher', env, { ...vars, WEBHOOK_SECRET_KEYS: LOST_KEY });
+      try {
+        expect((await fetch(`${urlOf(gateway)}/api/deliveries/${list.id}/retry`, { method: 'POST', headers: KEY })).status).toBe(202);
+        const [got] = await waitFor(() => receiver.at('/unreadable').length > 0 && receiver.at('/unreadable'), 20_000, 'the retried delivery');
+        expect(signatureValid(got, 'whsec_unreadable_secret_01')).toBe(true);
+      } finally {
+        await fixed.kill('SIGTERM');
+      }
+    } finally {
+      await dispatcher.kill('SIGTERM');
+    }
   });
 
   it('a WEBHOOK_SECRET_KEYS that is not a list of 32-byte base64 keys stops the dispatcher naming it', () => {

@@ -1,12 +1,13 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { DeliveryHeader, WEBHOOK_USER_AGENT } from '@herald/contracts';
-import { queryRows } from '@herald/database';
+import { inTransaction, queryRows } from '@herald/database';
 import { METRICS_REGISTRY } from '@herald/observability';
 import { Client } from 'pg';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { DispatcherConfig } from '../config';
 import { SecretBox } from '../webhooks/secret-box';
+import { WebhooksService } from '../webhooks/webhooks.service';
 import { ClaimedDelivery, DELIVERIES_CHANNEL } from './queue';
 import { Verdict, decide } from './retry-policy';
 import { AttemptResult, WebhookHttpClient } from './webhook-http-client';
@@ -19,6 +20,9 @@ interface Queued {
 
 /** Margin the configuration requires between the lease and the timeout; also what a hand-back may take. */
 const LEASE_MARGIN_MS = 1000;
+
+/** The attempt error when no configured key opens the webhook's secret. */
+export const UNDECRYPTABLE = 'not sent: the webhook secret cannot be decrypted with the configured keys (WEBHOOK_SECRET_KEY / WEBHOOK_SECRET_KEYS)';
 
 interface Finished {
   delivery: ClaimedDelivery;
@@ -49,9 +53,10 @@ const CLAIM_SQL = `
 
 /**
  * Records a batch of finished attempts in one statement (atomic without an explicit transaction):
- * the attempt rows, the webhooks a 410 deactivated, and each delivery's new state. A result only
- * moves a delivery that is still pending on exactly that attempt, so a delivery cancelled meanwhile
- * stays cancelled (its attempt is still recorded).
+ * the attempt rows and each delivery's new state. A result only moves a delivery that is still
+ * pending on exactly that attempt, so a delivery cancelled meanwhile stays cancelled (its attempt is
+ * still recorded). A batch with a 410 runs it in a transaction that also deactivates the webhook
+ * and adds its audit event to the outbox.
  */
 const APPLIES = `(d.status = 'pending' and d.attempt_count + 1 = r.attempt_number)`;
 const RECORD_SQL = `
@@ -63,9 +68,6 @@ const RECORD_SQL = `
     insert into dispatch.attempts (delivery_id, attempt_number, started_at, duration_ms, status_code, error, response_body)
     select delivery_id, attempt_number, started_at, duration_ms, status_code, error, response_body from r
     on conflict do nothing
-  ),
-  gone as (
-    update dispatch.webhooks set is_active = false, updated_at = now() where id = any($10::text[]) and is_active
   )
   update dispatch.deliveries d set
     attempt_count = greatest(d.attempt_count, r.attempt_number),
@@ -110,12 +112,14 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
 
   private readonly outcomes: Counter<'outcome'>;
   private readonly handedBack: Counter;
+  private readonly undecryptable: Counter;
   private readonly latency: Histogram;
 
   constructor(
     private readonly ds: DataSource,
     private readonly config: DispatcherConfig,
     private readonly box: SecretBox,
+    private readonly webhooks: WebhooksService,
     @Inject(METRICS_REGISTRY) registry: Registry,
   ) {
     this.http = new WebhookHttpClient({
@@ -128,6 +132,11 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
       name: 'herald_deliveries_total',
       help: 'Delivery attempts by outcome: succeeded, retry (scheduled again), failed (retries exhausted or 410), cancelled (webhook inactive or deleted)',
       labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.undecryptable = new Counter({
+      name: 'herald_webhook_secret_undecryptable_total',
+      help: 'Attempts not sent because no configured key (WEBHOOK_SECRET_KEY / WEBHOOK_SECRET_KEYS) decrypts the webhook secret; each is recorded as a failed attempt',
       registers: [registry],
     });
     this.handedBack = new Counter({
@@ -372,9 +381,20 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
   }
 
   private async attempt(d: ClaimedDelivery, attemptNumber: number): Promise<AttemptResult> {
+    let secret: string;
+    try {
+      secret = this.secretOf(d.secret_ciphertext);
+    } catch (err) {
+      // Nothing can be signed: a failed attempt, so the retry policy runs (the keys may be fixed
+      // meanwhile, e.g. a rollout that adds WEBHOOK_SECRET_KEYS) and the delivery ends `failed`
+      // instead of being leased again forever.
+      this.undecryptable.inc();
+      this.logger.error({ err, webhookId: d.webhook_id, deliveryId: d.id }, 'Webhook secret cannot be decrypted with any configured key: attempt recorded as failed, nothing sent');
+      return { startedAt: new Date(), durationMs: 0, statusCode: null, error: UNDECRYPTABLE, responseBody: null, retryAfter: null };
+    }
     return this.http.send({
       url: d.url,
-      secret: this.secretOf(d.secret_ciphertext),
+      secret,
       body: Buffer.from(d.body, 'utf8'),
       headers: {
         [DeliveryHeader.event]: d.event_type,
@@ -427,7 +447,17 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
       [f.delivery.id, f.attemptNumber, r.startedAt, r.durationMs, r.statusCode, r.error, r.responseBody, f.verdict.status, delayMs].forEach((v, i) => cols[i].push(v));
       if (f.verdict.status === 'failed' && f.verdict.gone) gone.push(f.delivery.webhook_id);
     }
-    await this.ds.query(RECORD_SQL, [...cols, gone]);
+    if (!gone.length) {
+      await this.ds.query(RECORD_SQL, cols);
+    } else {
+      // Webhook rows first, as a webhook's deletion locks them (then its deliveries).
+      const events = await inTransaction(this.ds, async (query) => {
+        const changes = await this.webhooks.deactivateGone(query, [...new Set(gone)]);
+        await query(RECORD_SQL, cols);
+        return changes;
+      });
+      await this.webhooks.publishChanges(events);
+    }
     for (const f of batch) this.outcomes.inc({ outcome: f.verdict.status === 'pending' ? 'retry' : f.verdict.status });
     if (gone.length) this.logger.warn({ webhookIds: [...new Set(gone)] }, 'Receiver answered 410 Gone: webhook deactivated');
     const soonest = Math.min(...batch.map((f) => (f.verdict.status === 'pending' ? f.verdict.delayMs : Infinity)));

@@ -12,7 +12,7 @@ import {
   WebhookView,
 } from '@herald/contracts';
 import { BusService, RpcResult } from '@herald/bus';
-import { inTransaction } from '@herald/database';
+import { Query, inTransaction } from '@herald/database';
 import { DataSource } from 'typeorm';
 import { ulid } from 'ulid';
 import { DispatcherConfig } from '../config';
@@ -37,6 +37,10 @@ function toView(r: WebhookRow): WebhookView {
 }
 
 const COLUMNS = 'id, url, events, is_active, metadata, created_at, updated_at';
+
+/** Who acts when the dispatcher itself changes a webhook (a receiver's 410 Gone deactivates it). */
+export const DISPATCHER_ACTOR = { id: 'dispatcher', type: 'system' } as const;
+
 
 /** Webhook registrations of SPEC 2, scoped to the caller's organization; every change is published. */
 @Injectable()
@@ -67,6 +71,37 @@ export class WebhooksService {
       requestId: ctx.requestId,
       data: { ...view },
     });
+  }
+
+  /**
+   * Deactivates the webhooks whose receiver answered 410 Gone, in the caller's transaction, and adds
+   * a `webhooks.update` of each to the outbox there (actor: the dispatcher, type `system`; data: the
+   * webhook as after the change, and why). Publish the returned events after the commit.
+   */
+  async deactivateGone(query: Query, ids: string[]): Promise<DomainEvent[]> {
+    const rows = await query<WebhookRow & { organization_id: string }>(
+      `update dispatch.webhooks set is_active = false, updated_at = now()
+       where id = any($1) and is_active and deleted_at is null returning organization_id, ${COLUMNS}`,
+      [ids],
+    );
+    const events: DomainEvent[] = [];
+    for (const row of rows) {
+      const event = this.bus.publisher.prepare({
+        type: 'webhooks.update',
+        organizationId: row.organization_id,
+        actor: { ...DISPATCHER_ACTOR },
+        entity: { type: 'webhook', id: row.id },
+        data: { ...toView(row), reason: 'receiver answered 410 Gone' },
+      });
+      await this.outbox.add(query, event);
+      events.push(event);
+    }
+    return events;
+  }
+
+  /** Publishes outbox events after their transaction committed (what fails is left to the relay). */
+  publishChanges(events: DomainEvent[]): Promise<void> {
+    return this.outbox.flush(events);
   }
 
   async create(dto: CreateWebhookDto, ctx: RpcContext): Promise<RpcResult<CreatedWebhookView>> {
