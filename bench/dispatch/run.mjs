@@ -6,6 +6,7 @@
 //      against BENCH_EVENTS raw POSTs through an undici Pool of 64 connections (ratio; goal ≥ 0.25);
 //   2. latency: BENCH_RATE events/s for BENCH_SECONDS s → publish-to-receipt p50/p99 (goal p99 < 50 ms).
 // Usage: npm run build && node bench/dispatch/run.mjs   (needs Postgres and NATS, as npm test does)
+//   BENCH_WARMUP=200: events through the whole path before measuring.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -21,6 +22,8 @@ import { ADMIN_URL, NATS_URL, benchNames, root } from '../env.mjs';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 5000);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+/** Events sent through the whole path before measuring. With 200, half of the dispatcher's CPU in the burst is V8 still optimizing its code (docs/benchmarks.md). */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const { id, dbName, vars: names } = benchNames();
 const vars = {
   ...names,
@@ -105,8 +108,8 @@ try {
   });
 
   // Warm-up: connections, JIT, caches.
-  await publishMany(200);
-  await until(200);
+  await publishMany(WARMUP);
+  await until(WARMUP);
   arrived.clear();
   sentAt.clear();
 
