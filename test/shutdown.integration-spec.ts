@@ -182,9 +182,11 @@ describe('graceful shutdown: SIGTERM mid-work exits 0 in time and loses nothing'
       await slow.arrived;
       const exited = timed(gateway.kill('SIGTERM'));
       await new Promise((r) => setTimeout(r, 200));
-      // Closing: not ready, and no new work (a refused connection counts as turned away too).
+      // Closing: not ready, and no new work (a refused connection counts as turned away too), in SPEC 2's envelope.
       const late = await fetch(`${gateway.url}/readyz`).then((r) => r.status, () => 'refused');
       expect([503, 'refused']).toContain(late);
+      const lateWork = await fetch(`${gateway.url}/api/webhooks`, { headers: KEY }).then(async (r) => ({ status: r.status, body: await r.json() }), () => 'refused');
+      if (lateWork !== 'refused') expect(lateWork).toEqual({ status: 503, body: { error: { code: 'SERVICE_UNAVAILABLE', message: expect.any(String) } } });
 
       const res = await inFlight;
       expect(res.status).toBe(200);

@@ -4,6 +4,7 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import type { FastifyServerOptions } from 'fastify';
 import type { Server } from 'node:http';
 import { Logger } from 'nestjs-pino';
+import { ErrorBody, ErrorCode } from '@herald/contracts';
 
 export interface StartOptions {
   port: number;
@@ -24,6 +25,13 @@ export async function startApp(module: DynamicModule, options: StartOptions): Pr
   // server open until it times out (and clients keep idle sockets as long as the server says).
   const adapter = new FastifyAdapter({ keepAliveTimeout: 5000, ...options.fastify });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { bufferLogs: true, bodyParser: false, return503OnClosing: true });
+  // The 503 of a closing server (Nest's, then Fastify's own once `close()` runs) in SPEC 2's envelope.
+  adapter.getInstance().addHook('onSend', async (_request, reply, payload) => {
+    if (reply.statusCode !== 503 || (typeof payload === 'string' && payload.startsWith('{"error":{'))) return payload;
+    const body: { error: ErrorBody } = { error: { code: ErrorCode.ServiceUnavailable, message: 'The service is shutting down; retry on another replica.' } };
+    reply.header('content-type', 'application/json; charset=utf-8');
+    return JSON.stringify(body);
+  });
   app.useLogger(app.get(Logger));
   await options.configure?.(app);
   await app.listen(options.port, '0.0.0.0');
