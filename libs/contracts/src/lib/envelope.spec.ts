@@ -42,6 +42,10 @@ describe('event envelope (SPEC 1)', () => {
     [{ ...good, data: [1] }, 'data'],
     [{ ...good, data: undefined }, 'data'],
     [{ ...good, actor: { id: 'x', type: 'robot' } }, 'actor.type'],
+    [{ ...good, actor: [] }, 'actor'],
+    [{ ...good, actor: 'staff-1' }, 'actor'],
+    [{ ...good, entity: [] }, 'entity'],
+    [{ ...good, entity: [{ type: 'order', id: '1' }] }, 'entity'],
     [{ ...good, organizationId: '' }, 'organizationId'],
   ])('refuses %j naming %s', (plain, field) => {
     try {

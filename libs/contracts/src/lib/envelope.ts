@@ -28,8 +28,9 @@ export class EventEnvelope {
   @Matches(EVENT_TYPE_PATTERN, { message: 'type must be <module>.<action>' }) type: string;
   @IsISO8601({ strict: true }, { message: 'timestamp must be an ISO 8601 date-time' }) timestamp: string;
   @IsOptional() @Matches(ORGANIZATION_ID_PATTERN, { message: 'organizationId must be 1-128 letters, digits, _ . -' }) organizationId?: string;
-  @IsOptional() @ValidateNested() @Type(() => EventActor) actor?: EventActor;
-  @IsOptional() @ValidateNested() @Type(() => EventEntity) entity?: EventEntity;
+  // IsObject as well: ValidateNested alone passes an array (it validates each element, so `[]` has none).
+  @IsOptional() @IsObject({ message: 'actor must be a JSON object' }) @ValidateNested() @Type(() => EventActor) actor?: EventActor;
+  @IsOptional() @IsObject({ message: 'entity must be a JSON object' }) @ValidateNested() @Type(() => EventEntity) entity?: EventEntity;
   @IsOptional() @IsString() @MaxLength(200) requestId?: string;
   @IsObject({ message: 'data must be a JSON object' }) data: Record<string, unknown>;
 }
