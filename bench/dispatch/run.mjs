@@ -7,6 +7,8 @@
 //   2. latency: BENCH_RATE events/s for BENCH_SECONDS s → publish-to-receipt p50/p99 (goal p99 < 50 ms).
 // Usage: npm run build && node bench/dispatch/run.mjs   (needs Postgres and NATS, as npm test does)
 //   BENCH_WARMUP=200: events through the whole path before measuring.
+//   BENCH_ROUNDS=3: alternating rounds of raw POSTs and deliveries; the medians are compared.
+//   BENCH_PROFILE=<dir>: CPU profiles of the dispatcher and the gateway.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -24,6 +26,8 @@ const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 /** Events sent through the whole path before measuring. With 200, half of the dispatcher's CPU in the burst is V8 still optimizing its code (docs/benchmarks.md). */
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
+/** Alternating rounds of the throughput comparison; the medians are compared. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const { id, dbName, vars: names } = benchNames();
 const vars = {
   ...names,
@@ -49,7 +53,9 @@ await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
 const receiverUrl = `http://127.0.0.1:${receiver.address().port}`;
 
 function start(app, port) {
-  const child = spawn(process.execPath, [join(root, `dist/apps/${app}/main.js`)], { env: { PATH: process.env.PATH, ...vars, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  // BENCH_PROFILE=<dir>: V8 CPU profiles of the services, written when they exit.
+  const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...prof, join(root, `dist/apps/${app}/main.js`)], { env: { PATH: process.env.PATH, ...vars, PORT: String(port) }, stdio: ['ignore', 'inherit', 'inherit'] });
   return child;
 }
 
@@ -113,27 +119,42 @@ try {
   arrived.clear();
   sentAt.clear();
 
-  // 1a. Raw pooled POSTs to the same receiver (the physical ceiling of this machine, measured now).
+  // 1. Throughput, in ROUNDS alternating rounds (this machine's neighbours move either side by
+  // ±30% from one second to the next): the median of each side, and their ratio.
   const pool = new Pool(receiverUrl, { connections: 64 });
   const body = JSON.stringify({ id: 'evt_x', type: 'orders.create', timestamp: new Date().toISOString(), data: { id: 'ord-x', grandTotal: 4999 } });
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: 64 }, async () => {
-    while (next < EVENTS) {
-      next++;
-      const r = await pool.request({ path: '/raw', method: 'POST', headers: { 'content-type': 'application/json' }, body });
-      await r.body.dump();
-    }
-  }));
-  const rawPerSec = EVENTS / ((performance.now() - t0) / 1000);
+  /** a. Raw pooled POSTs to the same receiver (the physical ceiling of this machine, measured now). */
+  const rawRound = async () => {
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (next < EVENTS) {
+        next++;
+        const r = await pool.request({ path: '/raw', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        await r.body.dump();
+      }
+    }));
+    return EVENTS / ((performance.now() - t0) / 1000);
+  };
+  /** b. The same number of events through NATS → dispatcher → receiver. */
+  const deliveryRound = async () => {
+    arrived.clear();
+    sentAt.clear();
+    const t1 = performance.now();
+    await publishMany(EVENTS);
+    await until(EVENTS);
+    return EVENTS / ((performance.now() - t1) / 1000);
+  };
+  const raws = [];
+  const delivered = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    raws.push(await rawRound());
+    delivered.push(await deliveryRound());
+  }
   await pool.close();
-
-  // 1b. The same number of events through NATS → dispatcher → receiver.
-  arrived.clear();
-  const t1 = performance.now();
-  await publishMany(EVENTS);
-  await until(EVENTS);
-  const deliveredPerSec = EVENTS / ((performance.now() - t1) / 1000);
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const rawPerSec = median(raws);
+  const deliveredPerSec = median(delivered);
 
   // 2. Steady rate: publish → receipt latency.
   arrived.clear();
@@ -171,8 +192,8 @@ try {
 
   const fmt = (n) => n.toFixed(1);
   console.log(`dispatch benchmark (${EVENTS} events burst; ${RATE}/s for ${SECONDS} s steady)`);
-  console.log(`  raw undici Pool(64) POSTs to the receiver : ${fmt(rawPerSec)} req/s`);
-  console.log(`  deliveries end to end (publish → receipt)  : ${fmt(deliveredPerSec)} deliveries/s`);
+  console.log(`  raw undici Pool(64) POSTs to the receiver : ${fmt(rawPerSec)} req/s (median of ${raws.map((x) => fmt(x)).join(', ')})`);
+  console.log(`  deliveries end to end (publish → receipt)  : ${fmt(deliveredPerSec)} deliveries/s (median of ${delivered.map((x) => fmt(x)).join(', ')})`);
   console.log(`  ratio deliveries / raw                     : ${(deliveredPerSec / rawPerSec).toFixed(3)} (goal >= 0.25)`);
   console.log(`  steady ${RATE}/s publish → receipt          : p50 ${fmt(percentile(latencies, 50))} ms, p99 ${fmt(percentile(latencies, 99))} ms, max ${fmt(latencies.at(-1))} ms (goal p99 < 50 ms)`);
   for (const [name, xs] of Object.entries(stages)) console.log(`    ${name.padEnd(7)} p50 ${fmt(percentile(xs, 50))} ms, p99 ${fmt(percentile(xs, 99))} ms`);
