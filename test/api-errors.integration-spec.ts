@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { connect } from '@nats-io/transport-node';
-import { NatsConnection } from '@nats-io/nats-core';
+import { Msg, NatsConnection } from '@nats-io/nats-core';
 import { INestApplication } from '@nestjs/common';
 import { Stack, startInProcess, startStack, urlOf } from './stack';
 import { API_KEYS_JSON, KEYS, errorOf, json } from './api-keys-fixture';
@@ -9,7 +9,12 @@ import { API_KEYS_JSON, KEYS, errorOf, json } from './api-keys-fixture';
 describe('the error contract (SPEC 2 table)', () => {
   let stack: Stack;
   const extra: INestApplication[] = [];
-  let nc: NatsConnection | undefined;
+  const conns: NatsConnection[] = [];
+  const natsConn = async () => {
+    const c = await connect({ servers: stack.env.vars.NATS_URL });
+    conns.push(c);
+    return c;
+  };
 
   beforeAll(async () => {
     stack = await startStack({ 'api-gateway': { API_KEYS: API_KEYS_JSON } });
@@ -17,7 +22,7 @@ describe('the error contract (SPEC 2 table)', () => {
 
   afterAll(async () => {
     for (const app of extra) await app.close();
-    await nc?.close();
+    for (const c of conns) await c.close();
     await stack?.close();
   });
 
@@ -130,7 +135,7 @@ describe('the error contract (SPEC 2 table)', () => {
 
     it('a dispatcher that takes the request and never answers: 503 after RPC_TIMEOUT_MS', async () => {
       const prefix = `${stack.env.vars.RPC_SUBJECT_PREFIX}.silent`;
-      const silent = (nc = await connect({ servers: stack.env.vars.NATS_URL }));
+      const silent = await natsConn();
       silent.subscribe(`${prefix}.dispatcher.>`, { callback: () => undefined });
       await silent.flush();
       const gw = await startInProcess('api-gateway', stack.env, { API_KEYS: API_KEYS_JSON, RPC_SUBJECT_PREFIX: prefix, RPC_TIMEOUT_MS: '400' });
@@ -141,6 +146,23 @@ describe('the error contract (SPEC 2 table)', () => {
       expect(took).toBeGreaterThanOrEqual(350);
       expect(took).toBeLessThan(3000);
     });
+  });
+
+  it('verify waits AUDIT_VERIFY_TIMEOUT_MS, not RPC_TIMEOUT_MS, for an audit-writer that takes its time', async () => {
+    const prefix = `${stack.env.vars.RPC_SUBJECT_PREFIX}.slowaudit`;
+    const slow = await natsConn();
+    // Stands in for an audit-writer whose chain check takes 800 ms: it answers as the real one does.
+    slow.subscribe(`${prefix}.audit-writer.>`, {
+      callback: (_err: Error | null, msg: Msg) => setTimeout(() => msg.respond(JSON.stringify({ data: { valid: true, checked: 3, firstInvalid: null } })), 800),
+    });
+    await slow.flush();
+    const gw = await startInProcess('api-gateway', stack.env, { API_KEYS: API_KEYS_JSON, RPC_SUBJECT_PREFIX: prefix, RPC_TIMEOUT_MS: '300', AUDIT_VERIFY_TIMEOUT_MS: '5000' });
+    extra.push(gw);
+    const verify = await fetch(`${urlOf(gw)}/api/audit/verify`, { headers: { 'x-api-key': KEYS.acme } });
+    expect(verify.status).toBe(200);
+    expect(await verify.json()).toEqual({ data: { valid: true, checked: 3, firstInvalid: null } });
+    // A page is held to RPC_TIMEOUT_MS.
+    await errorOf(await fetch(`${urlOf(gw)}/api/audit`, { headers: { 'x-api-key': KEYS.acme } }), 503, 'SERVICE_UNAVAILABLE');
   });
 
   it('every response carries x-request-id, taken from the request when given', async () => {

@@ -17,6 +17,8 @@ describe('a bad setting stops the process with a message naming the variable', (
     ['api-gateway', { PORT: 'eighty' }, 'PORT'],
     ['api-gateway', { NATS_URL: 'localhost' }, 'NATS_URL'],
     ['api-gateway', { RPC_TIMEOUT_MS: '-5' }, 'RPC_TIMEOUT_MS'],
+    ['api-gateway', { AUDIT_VERIFY_TIMEOUT_MS: '2h' }, 'AUDIT_VERIFY_TIMEOUT_MS'],
+    ['api-gateway', { AUDIT_VERIFY_TIMEOUT_MS: '3600001' }, 'AUDIT_VERIFY_TIMEOUT_MS'],
     ['api-gateway', { API_KEYS: '[{"id":"k"}]' }, 'API_KEYS'],
     ['api-gateway', { NODE_ENV: 'production', DEV_STAFF_KEY_ENABLED: 'true' }, 'DEV_STAFF_KEY_ENABLED'],
     ['dispatcher', { DATABASE_URL: 'mysql://x/y' }, 'DATABASE_URL'],

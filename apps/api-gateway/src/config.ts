@@ -21,6 +21,10 @@ export class GatewayConfig extends BaseConfig {
   @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds' }) @Min(100) @Max(60_000)
   RPC_TIMEOUT_MS = 5000;
 
+  /** How long `GET /api/audit/verify` waits for the audit-writer to walk the chain before 503. */
+  @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds' }) @Min(100) @Max(3_600_000)
+  AUDIT_VERIFY_TIMEOUT_MS = 120_000;
+
   /** Requests a key may make per RATE_LIMIT_WINDOW_MS; 0 turns the limit off. */
   @Transform(toNumber) @IsInt({ message: 'must be a whole number' }) @Min(0)
   RATE_LIMIT_MAX = 1200;

@@ -2,6 +2,7 @@ import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { AuditQueryDto, AuditVerifyQueryDto, EntityAuditQueryDto, Permission, Rpc, RpcContext } from '@herald/contracts';
 import { Caller, RequirePermission } from '../auth/auth.guard';
+import { GatewayConfig } from '../config';
 import { GatewayRpc } from '../rpc/gateway-rpc.service';
 
 @ApiTags('audit')
@@ -9,7 +10,10 @@ import { GatewayRpc } from '../rpc/gateway-rpc.service';
 @RequirePermission(Permission.AuditRead)
 @Controller('api/audit')
 export class AuditController {
-  constructor(private readonly rpc: GatewayRpc) {}
+  constructor(
+    private readonly rpc: GatewayRpc,
+    private readonly config: GatewayConfig,
+  ) {}
 
   @Get()
   query(@Query() query: AuditQueryDto, @Caller() ctx: RpcContext) {
@@ -18,7 +22,8 @@ export class AuditController {
 
   @Get('verify')
   verify(@Query() query: AuditVerifyQueryDto, @Caller() ctx: RpcContext) {
-    return this.rpc.call(Rpc.auditVerify, query, ctx);
+    // Walks and rehashes the whole chain (or the from/to range): longer than a page may take.
+    return this.rpc.call(Rpc.auditVerify, query, ctx, this.config.AUDIT_VERIFY_TIMEOUT_MS);
   }
 
   @Get(':entityType/:entityId')

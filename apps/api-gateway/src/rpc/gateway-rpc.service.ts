@@ -15,7 +15,8 @@ export class GatewayRpc {
     this.client = bus.rpcClient(config.RPC_TIMEOUT_MS);
   }
 
-  call<Req extends object, Res>(def: RpcDef<Req, Res>, payload: Req, context: RpcContext): Promise<RpcReply<Res>> {
-    return this.client.call(def, payload, context);
+  /** Waits RPC_TIMEOUT_MS, or `timeoutMs` when given. */
+  call<Req extends object, Res>(def: RpcDef<Req, Res>, payload: Req, context: RpcContext, timeoutMs?: number): Promise<RpcReply<Res>> {
+    return this.client.call(def, payload, context, timeoutMs);
   }
 }

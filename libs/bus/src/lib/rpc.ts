@@ -143,13 +143,14 @@ export class RpcClient {
     private readonly timeoutMs: number,
   ) {}
 
-  async call<Req extends object, Res>(def: RpcDef<Req, Res>, payload: Req, context: RpcContext): Promise<RpcReply<Res>> {
+  /** `timeoutMs` overrides the client's timeout for this call (a long operation such as the audit chain check). */
+  async call<Req extends object, Res>(def: RpcDef<Req, Res>, payload: Req, context: RpcContext, timeoutMs = this.timeoutMs): Promise<RpcReply<Res>> {
     const h: MsgHdrs = natsHeaders();
     h.set(REQUEST_ID_HEADER, context.requestId);
     const body: RpcRequestMessage<Req> = { context, payload };
     let msg: Msg;
     try {
-      msg = await this.nc.request(rpcSubject(this.prefix, def), encoder.encode(JSON.stringify(body)), { timeout: this.timeoutMs, headers: h });
+      msg = await this.nc.request(rpcSubject(this.prefix, def), encoder.encode(JSON.stringify(body)), { timeout: timeoutMs, headers: h });
     } catch (err) {
       if (isUnavailable(err)) {
         throw new HeraldError(ErrorCode.ServiceUnavailable, `The ${def.service} service did not answer in time.`);
