@@ -252,6 +252,18 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
     } while ((this.again || this.backlog) && !this.stopped);
   }
 
+  /**
+   * Room was freed (a response is in, or a record written): queued deliveries start, and during a
+   * backlog more are claimed. More is due only after a claim that filled every slot; then claim in
+   * groups of a quarter of the slots rather than one statement per finished attempt. Otherwise
+   * NOTIFY, the retry timer and the poll wake the sender.
+   */
+  private refill(): void {
+    if (this.stopped) return;
+    this.drain();
+    if (this.backlog && this.freeSlots() >= Math.max(1, this.config.WEBHOOK_SENDER_CONCURRENCY >> 2)) this.pump();
+  }
+
   /** Slots that neither an attempt, a queued delivery nor a reservation of the intake holds. */
   private freeSlots(): number {
     return this.room() - this.reserved - (this.queue.length - this.queueHead);
@@ -353,12 +365,8 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
       if (released) return;
       released = true;
       this.inFlight--;
-      if (!this.stopped) this.drain();
       if (this.inFlight === 0) this.idle?.();
-      // More is due only after a claim that filled every slot; then claim in groups of a quarter
-      // of the slots rather than one statement per finished attempt. Otherwise NOTIFY, the retry
-      // timer and the poll wake the sender.
-      if (this.backlog && this.freeSlots() >= Math.max(1, this.config.WEBHOOK_SENDER_CONCURRENCY >> 2)) this.pump();
+      this.refill();
     };
     const attemptNumber = d.attempt_count + 1;
     void this.attempt(d, attemptNumber)
@@ -428,10 +436,7 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
         if (batch.length) await this.write(batch);
       } finally {
         this.unrecorded -= batch.length;
-        if (batch.length && !this.stopped) {
-          this.drain();
-          if (this.backlog && this.freeSlots() >= Math.max(1, this.config.WEBHOOK_SENDER_CONCURRENCY >> 2)) this.pump();
-        }
+        if (batch.length) this.refill();
       }
     });
     this.recording = next.catch(() => undefined);

@@ -33,10 +33,6 @@ export interface RpcResult<Res> {
 export class RpcReply<Res> {
   declare readonly holds?: Res;
   constructor(readonly body: Uint8Array) {}
-
-  parse(): { data: Res; nextCursor?: string | null } {
-    return JSON.parse(decoder.decode(this.body)) as { data: Res; nextCursor?: string | null };
-  }
 }
 
 export type RpcHandler<Req, Res> = (payload: Req, context: RpcContext) => Promise<RpcResult<Res>>;

@@ -14,6 +14,32 @@ export interface StartOptions {
   configure?: (app: NestFastifyApplication) => void | Promise<void>;
 }
 
+/** What a request that arrives while the server closes gets: SPEC 2's envelope, not a bare 503. */
+const CLOSING_BODY: { error: ErrorBody } = { error: { code: ErrorCode.ServiceUnavailable, message: 'The service is shutting down; retry on another replica.' } };
+
+/**
+ * Nest's Fastify adapter, answering every request that arrives once closing has begun with a 503 in
+ * SPEC 2's envelope and `connection: close`. Nest's own `return503OnClosing` (and Fastify's, once
+ * `close()` runs) answer with a body of their own, so both are off and this one hook covers both
+ * phases: Nest calls `beforeClose()` when the application starts closing.
+ */
+class ClosingAwareFastifyAdapter extends FastifyAdapter {
+  private closing = false;
+
+  constructor(options: FastifyServerOptions) {
+    super({ ...options, return503OnClosing: false });
+    this.getInstance().addHook('onRequest', (_request, reply, done) => {
+      if (!this.closing) return done();
+      reply.header('connection', 'close').code(503).send(CLOSING_BODY);
+    });
+  }
+
+  override beforeClose(): void {
+    this.closing = true;
+    super.beforeClose();
+  }
+}
+
 /**
  * Creates a Nest application on Fastify with pino logs, and listens. Once closing begins, every new
  * request (including /readyz) gets a 503 with `connection: close`, so a load balancer stops sending
@@ -23,15 +49,8 @@ export async function startApp(module: DynamicModule, options: StartOptions): Pr
   // Node's keep-alive timeout (5 s, as on Express) rather than Fastify's 72 s: a keep-alive
   // connection that goes idle after closing began is not closed by `close()`, and holds the
   // server open until it times out (and clients keep idle sockets as long as the server says).
-  const adapter = new FastifyAdapter({ keepAliveTimeout: 5000, ...options.fastify });
-  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { bufferLogs: true, bodyParser: false, return503OnClosing: true });
-  // The 503 of a closing server (Nest's, then Fastify's own once `close()` runs) in SPEC 2's envelope.
-  adapter.getInstance().addHook('onSend', async (_request, reply, payload) => {
-    if (reply.statusCode !== 503 || (typeof payload === 'string' && payload.startsWith('{"error":{'))) return payload;
-    const body: { error: ErrorBody } = { error: { code: ErrorCode.ServiceUnavailable, message: 'The service is shutting down; retry on another replica.' } };
-    reply.header('content-type', 'application/json; charset=utf-8');
-    return JSON.stringify(body);
-  });
+  const adapter = new ClosingAwareFastifyAdapter({ keepAliveTimeout: 5000, ...options.fastify });
+  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { bufferLogs: true, bodyParser: false });
   app.useLogger(app.get(Logger));
   await options.configure?.(app);
   await app.listen(options.port, '0.0.0.0');
