@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import { AddressInfo } from 'node:net';
 import { WebhookHttpClient, sign } from '../apps/dispatcher/src/delivery/webhook-http-client';
 import { Resolver } from '../apps/dispatcher/src/webhooks/url-policy';
 import { Receiver, signatureValid } from './receiver';
@@ -74,5 +76,38 @@ describe('webhook HTTP client', () => {
     const closed = await send('/x', 1);
     expect(closed.statusCode).toBeNull();
     expect(closed.error).toMatch(/ECONNREFUSED/);
+  });
+
+  it('times out a body that arrives too slowly, and stops reading a huge one without losing the connection pool', async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/dribble') {
+          res.writeHead(200);
+          res.write('a');
+          setTimeout(() => res.end('b'), 1000).unref();
+        } else if (req.url === '/huge') {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end('x'.repeat(200 * 1024));
+        } else {
+          res.writeHead(204).end();
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const c = client(async () => [{ address: '127.0.0.1', family: 4 }], true, 300);
+      const send = (path: string) => c.send({ url: `http://127.0.0.1:${port}${path}`, secret: 's', body, headers: {} });
+      // The headers came in time; the timeout covers the body too.
+      expect(await send('/dribble')).toMatchObject({ statusCode: null, error: 'timed out after 300 ms', responseBody: null });
+      const huge = await send('/huge');
+      expect(huge).toMatchObject({ statusCode: 200, error: null });
+      expect(huge.responseBody).toBe('x'.repeat(4096));
+      expect(await send('/after')).toMatchObject({ statusCode: 204, error: null, responseBody: '' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -48,8 +48,8 @@ export interface UrlPolicy {
   httpsOnly: boolean;
 }
 
-/** Why a URL is refused, or null when it may be used; also returns the addresses that were checked. */
-export async function checkWebhookUrl(raw: string, policy: UrlPolicy, resolve: Resolver = systemResolver): Promise<{ problem: string } | { targets: ResolvedTarget[] }> {
+/** Why a URL is refused, or the parsed URL and the addresses that were checked. */
+export async function checkWebhookUrl(raw: string, policy: UrlPolicy, resolve: Resolver = systemResolver): Promise<{ problem: string } | { url: URL; targets: ResolvedTarget[] }> {
   let url: URL;
   try {
     url = new URL(raw);
@@ -71,5 +71,5 @@ export async function checkWebhookUrl(raw: string, policy: UrlPolicy, resolve: R
     const bad = targets.find((t) => isBlockedAddress(t.address));
     if (bad) return { problem: `url resolves to a private, loopback, link-local or reserved address (${bad.address})` };
   }
-  return { targets };
+  return { url, targets };
 }
