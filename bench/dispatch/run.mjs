@@ -2,17 +2,25 @@
 // Dispatch benchmark: the built dispatcher (and gateway, to register the webhook) against a local
 // receiver, on a database and stream of its own, compared with raw pooled undici POSTs to the same
 // receiver in the same run.
-//   1. throughput: a burst of BENCH_EVENTS events, published at once → deliveries/s received,
-//      against BENCH_EVENTS raw POSTs through an undici Pool of 64 connections (ratio; goal ≥ 0.25);
+//   1. throughput, in BENCH_ROUNDS alternating rounds (medians compared):
+//      a. raw: BENCH_EVENTS POSTs through an undici Pool of 64 connections (this machine's ceiling, now);
+//      b. backlog: BENCH_EVENTS events published while the dispatcher is paused (SIGSTOP), then
+//         delivered: deliveries/s from its resumption to the last receipt (ratio to a; goal ≥ 0.25);
+//      c. burst: BENCH_EVENTS events published at once by a publisher thread while the dispatcher
+//         runs: deliveries/s from the first publish to the last receipt (publishing included);
 //   2. latency: BENCH_RATE events/s for BENCH_SECONDS s → publish-to-receipt p50/p99 (goal p99 < 50 ms).
+// CPU time per process (/proc/<pid>/stat) is printed for the backlog and burst rounds.
 // Usage: npm run build && node bench/dispatch/run.mjs   (needs Postgres and NATS, as npm test does)
-//   BENCH_WARMUP=200: events through the whole path before measuring.
-//   BENCH_ROUNDS=3: alternating rounds of raw POSTs and deliveries; the medians are compared.
-//   BENCH_PROFILE=<dir>: CPU profiles of the dispatcher and the gateway.
+//   BENCH_WARMUP=1000: events through the whole path before measuring.
+//   BENCH_ROUNDS=3: alternating rounds; the medians are compared.
+//   BENCH_PROFILE=<dir>: CPU profiles of the dispatcher and the gateway (the backlog rounds' pauses
+//   show up in them as long samples).
 import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
@@ -24,8 +32,8 @@ import { ADMIN_URL, NATS_URL, benchNames, root } from '../env.mjs';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 5000);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
-/** Events sent through the whole path before measuring. With 200, half of the dispatcher's CPU in the burst is V8 still optimizing its code (docs/benchmarks.md). */
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
+/** Events sent through the whole path before measuring. With 200, half of the dispatcher's CPU in the first round is V8 still optimizing its code (docs/benchmarks.md). */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1000);
 /** Alternating rounds of the throughput comparison; the medians are compared. */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const { id, dbName, vars: names } = benchNames();
@@ -101,23 +109,42 @@ try {
     sentAt.set(event.id, performance.now());
     return js.publish(`${vars.EVENTS_SUBJECT_PREFIX}.orders.create`, JSON.stringify(event), { headers: h, timeout: 30_000 });
   };
-  /** Publishes events from..to-1 with at most 500 acks outstanding (more time out on a loaded machine). */
-  const publishMany = async (n) => {
-    let i = 0;
-    await Promise.all(Array.from({ length: 500 }, async () => {
-      while (i < n) await publish(i++);
-    }));
-  };
+  // Bursts come from a thread of their own (publisher.mjs): 500 publishes in flight would keep this
+  // thread busy, and the receiver on it would answer late.
+  const publisher = new Worker(new URL('./publisher.mjs', import.meta.url), { workerData: { natsUrl: NATS_URL, subject: `${vars.EVENTS_SUBJECT_PREFIX}.orders.create` } });
+  await new Promise((r) => publisher.once('message', r));
+  const publishBurst = (count) => new Promise((r) => {
+    publisher.once('message', r);
+    publisher.postMessage({ count });
+  });
   const until = (n) => new Promise((resolve) => {
     onArrival = () => arrived.size >= n && resolve();
     onArrival();
   });
+  const dispatcher = children[0];
+
+  /** CPU time (ms) of the processes that share this machine's cores, by name. */
+  const cpuByProcess = () => {
+    const named = new Map([[process.pid, 'bench'], [dispatcher.pid, 'dispatcher'], [children[1].pid, 'gateway']]);
+    const out = {};
+    for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const name = named.get(Number(pid)) ?? stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[/:].*$/, '');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        out[name] = (out[name] ?? 0) + ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+      } catch {} // the process ended meanwhile
+    }
+    return out;
+  };
+  const cpuSince = (before) => {
+    const now = cpuByProcess();
+    return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => v >= 30).sort((x, y) => y[1] - x[1]));
+  };
 
   // Warm-up: connections, JIT, caches.
-  await publishMany(WARMUP);
+  await publishBurst(WARMUP);
   await until(WARMUP);
-  arrived.clear();
-  sentAt.clear();
 
   // 1. Throughput, in ROUNDS alternating rounds (this machine's neighbours move either side by
   // ±30% from one second to the next): the median of each side, and their ratio.
@@ -136,25 +163,43 @@ try {
     }));
     return EVENTS / ((performance.now() - t0) / 1000);
   };
-  /** b. The same number of events through NATS → dispatcher → receiver. */
-  const deliveryRound = async () => {
+  /** b. A backlog: the events wait in the stream while the dispatcher is paused, then are delivered. */
+  const backlogRound = async () => {
     arrived.clear();
-    sentAt.clear();
+    dispatcher.kill('SIGSTOP');
+    try {
+      await publishBurst(EVENTS);
+    } finally {
+      dispatcher.kill('SIGCONT');
+    }
+    const cpu = cpuByProcess();
     const t1 = performance.now();
-    await publishMany(EVENTS);
     await until(EVENTS);
-    return EVENTS / ((performance.now() - t1) / 1000);
+    return { rate: EVENTS / ((performance.now() - t1) / 1000), cpu: cpuSince(cpu) };
+  };
+  /** c. A burst published while the dispatcher runs, publishing included. */
+  const burstRound = async () => {
+    arrived.clear();
+    const cpu = cpuByProcess();
+    const t1 = performance.now();
+    await publishBurst(EVENTS);
+    await until(EVENTS);
+    return { rate: EVENTS / ((performance.now() - t1) / 1000), cpu: cpuSince(cpu) };
   };
   const raws = [];
-  const delivered = [];
+  const backlogs = [];
+  const bursts = [];
   for (let round = 0; round < ROUNDS; round++) {
     raws.push(await rawRound());
-    delivered.push(await deliveryRound());
+    backlogs.push(await backlogRound());
+    bursts.push(await burstRound());
   }
   await pool.close();
+  publisher.postMessage({ close: true });
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const rawPerSec = median(raws);
-  const deliveredPerSec = median(delivered);
+  const backlogPerSec = median(backlogs.map((b) => b.rate));
+  const burstPerSec = median(bursts.map((b) => b.rate));
 
   // 2. Steady rate: publish → receipt latency.
   arrived.clear();
@@ -192,9 +237,13 @@ try {
 
   const fmt = (n) => n.toFixed(1);
   console.log(`dispatch benchmark (${EVENTS} events burst; ${RATE}/s for ${SECONDS} s steady)`);
-  console.log(`  raw undici Pool(64) POSTs to the receiver : ${fmt(rawPerSec)} req/s (median of ${raws.map((x) => fmt(x)).join(', ')})`);
-  console.log(`  deliveries end to end (publish → receipt)  : ${fmt(deliveredPerSec)} deliveries/s (median of ${delivered.map((x) => fmt(x)).join(', ')})`);
-  console.log(`  ratio deliveries / raw                     : ${(deliveredPerSec / rawPerSec).toFixed(3)} (goal >= 0.25)`);
+  console.log(`  raw undici Pool(64) POSTs to the receiver  : ${fmt(rawPerSec)} req/s (median of ${raws.map((x) => fmt(x)).join(', ')})`);
+  console.log(`  backlog delivered (resume → last receipt)  : ${fmt(backlogPerSec)} deliveries/s (median of ${backlogs.map((x) => fmt(x.rate)).join(', ')})`);
+  console.log(`  ratio backlog / raw                        : ${(backlogPerSec / rawPerSec).toFixed(3)} (goal >= 0.25)`);
+  console.log(`  burst end to end (publish → last receipt)  : ${fmt(burstPerSec)} deliveries/s (median of ${bursts.map((x) => fmt(x.rate)).join(', ')}), ratio ${(burstPerSec / rawPerSec).toFixed(3)}`);
+  const perThousand = (cpu) => Object.entries(cpu).map(([k, v]) => `${k} ${Math.round((v * 1000) / EVENTS)}`).join(', ');
+  console.log(`  CPU ms per 1,000 deliveries, last backlog  : ${perThousand(backlogs.at(-1).cpu)}`);
+  console.log(`  CPU ms per 1,000 deliveries, last burst    : ${perThousand(bursts.at(-1).cpu)}`);
   console.log(`  steady ${RATE}/s publish → receipt          : p50 ${fmt(percentile(latencies, 50))} ms, p99 ${fmt(percentile(latencies, 99))} ms, max ${fmt(latencies.at(-1))} ms (goal p99 < 50 ms)`);
   for (const [name, xs] of Object.entries(stages)) console.log(`    ${name.padEnd(7)} p50 ${fmt(percentile(xs, 50))} ms, p99 ${fmt(percentile(xs, 99))} ms`);
 } finally {
