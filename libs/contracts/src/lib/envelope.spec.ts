@@ -63,6 +63,18 @@ describe('event envelope (SPEC 1)', () => {
     expect(parseEventMessage('commerce.events', 'commerce.events.orders.statusChange', enc(good))).toMatchObject({ ok: false, reason: expect.stringContaining('does not match subject') });
     expect(parseEventMessage('commerce.events', 'commerce.events.orders.create', enc(good))).toMatchObject({ ok: true });
   });
+
+  it('is not fooled by __proto__ or constructor keys, and ignores unknown fields', () => {
+    const read = (json: string) => parseEventMessage('commerce.events', 'commerce.events.orders.create', enc(json));
+    const fields = (extra: string, id = good.id) => `{"id":"${id}","type":"orders.create","timestamp":"${good.timestamp}","data":{"id":"o-1"}${extra}}`;
+    // An own `constructor` would point class-validator at no rules at all; `__proto__` would swap the class.
+    expect(read(fields(',"constructor":{}', 'evt_bad'))).toMatchObject({ ok: false, reason: expect.stringContaining('id must be evt_') });
+    expect(read(fields(',"__proto__":{"id":"evt_01HQZX3V8Y5T7K9M2N4P6R8S0A"}', 'evt_bad'))).toMatchObject({ ok: false, reason: expect.stringContaining('id must be evt_') });
+    expect(read(fields(',"actor":{"id":"u1","type":"robot","constructor":{}}'))).toMatchObject({ ok: false, reason: expect.stringContaining('actor.type must be one of') });
+    const ok = read(fields(',"extra":1,"actor":{"id":"u1","type":"user","role":"admin"}'));
+    expect(ok).toEqual({ ok: true, event: expect.objectContaining({ actor: { id: 'u1', type: 'user' }, data: { id: 'o-1' } }) });
+    expect(ok.ok && Object.keys(ok.event)).not.toContain('extra');
+  });
 });
 
 describe('event selectors', () => {

@@ -1,9 +1,8 @@
-import { Type } from 'class-transformer';
 import { IsIn, IsISO8601, IsNotEmpty, IsObject, IsOptional, IsString, Matches, MaxLength, ValidateNested } from 'class-validator';
 import { EVENT_TYPE_PATTERN, entityTypeOfModule } from './event-types';
 import { HeraldError } from './errors';
 import { eventTypeOfSubject } from './subjects';
-import { validateAs } from './validation';
+import { validateInstance } from './validation';
 
 /** `evt_` + a ULID (Crockford base32, 26 characters). */
 export const EVENT_ID_PATTERN = /^evt_[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -29,8 +28,9 @@ export class EventEnvelope {
   @IsISO8601({ strict: true }, { message: 'timestamp must be an ISO 8601 date-time' }) timestamp: string;
   @IsOptional() @Matches(ORGANIZATION_ID_PATTERN, { message: 'organizationId must be 1-128 letters, digits, _ . -' }) organizationId?: string;
   // IsObject as well: ValidateNested alone passes an array (it validates each element, so `[]` has none).
-  @IsOptional() @IsObject({ message: 'actor must be a JSON object' }) @ValidateNested() @Type(() => EventActor) actor?: EventActor;
-  @IsOptional() @IsObject({ message: 'entity must be a JSON object' }) @ValidateNested() @Type(() => EventEntity) entity?: EventEntity;
+  // The nested classes are applied by `envelopeInstance`.
+  @IsOptional() @IsObject({ message: 'actor must be a JSON object' }) @ValidateNested() actor?: EventActor;
+  @IsOptional() @IsObject({ message: 'entity must be a JSON object' }) @ValidateNested() entity?: EventEntity;
   @IsOptional() @IsString() @MaxLength(200) requestId?: string;
   @IsObject({ message: 'data must be a JSON object' }) data: Record<string, unknown>;
 }
@@ -72,9 +72,39 @@ export function normalizeEnvelope(envelope: EventEnvelope): DomainEvent {
   };
 }
 
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** `plain`'s own properties on an instance of `cls`, except the two that would change what it is. */
+function instanceOf<T extends object>(cls: new () => T, plain: Record<string, unknown>): T {
+  const instance = new cls() as Record<string, unknown>;
+  for (const key of Object.keys(plain)) {
+    // JSON.parse makes `__proto__` an own property, which assignment would turn into a prototype;
+    // an own `constructor` would point class-validator at other (or no) rules.
+    if (key !== '__proto__' && key !== 'constructor') instance[key] = plain[key];
+  }
+  return instance as T;
+}
+
+/**
+ * The envelope as the instances class-validator checks. Written out rather than left to
+ * class-transformer's `plainToInstance`, which copies `data` deeply (the payload can be a whole
+ * order): `node bench/envelope/run.mjs` measured 14.8 → 10.1 µs per small event and 45.9 → 16.7 µs
+ * per order of 20 lines.
+ */
+function envelopeInstance(plain: Record<string, unknown>): EventEnvelope {
+  const envelope = instanceOf(EventEnvelope, plain);
+  if (isJsonObject(plain.actor)) envelope.actor = instanceOf(EventActor, plain.actor);
+  if (isJsonObject(plain.entity)) envelope.entity = instanceOf(EventEntity, plain.entity);
+  return envelope;
+}
+
 /** Validates an envelope, throwing VALIDATION_FAILED with every field error. */
 export function validateEnvelope(plain: unknown): DomainEvent {
-  return normalizeEnvelope(validateAs(EventEnvelope, plain));
+  if (!isJsonObject(plain)) throw HeraldError.validation([{ field: '', message: 'must be a JSON object' }]);
+  // Unknown properties are ignored: normalizeEnvelope copies only the envelope's fields.
+  return normalizeEnvelope(validateInstance(envelopeInstance(plain), { keepUnknown: true }));
 }
 
 export type ParsedMessage = { ok: true; event: DomainEvent } | { ok: false; reason: string };

@@ -7,6 +7,8 @@ export type ClassType<T> = new (...args: never[]) => T;
 export interface ValidateOptions {
   /** Refuse properties the class does not declare (request bodies); otherwise they are dropped. */
   forbidUnknown?: boolean;
+  /** Leave undeclared properties where they are (the caller reads only the declared ones). */
+  keepUnknown?: boolean;
 }
 
 /** Flattens class-validator's tree into `{field, message}` pairs with dotted paths. */
@@ -25,9 +27,13 @@ export function validateAs<T extends object>(cls: ClassType<T>, plain: unknown, 
   if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
     throw HeraldError.validation([{ field: '', message: 'must be a JSON object' }]);
   }
-  const instance = plainToInstance(cls as new () => T, plain);
+  return validateInstance(plainToInstance(cls as new () => T, plain), options);
+}
+
+/** Validates an instance already built, or throws VALIDATION_FAILED with every field error. */
+export function validateInstance<T extends object>(instance: T, options: ValidateOptions = {}): T {
   const errors = validateSync(instance, {
-    whitelist: true,
+    whitelist: !options.keepUnknown,
     forbidNonWhitelisted: options.forbidUnknown ?? false,
     forbidUnknownValues: false,
     validationError: { target: false, value: false },
