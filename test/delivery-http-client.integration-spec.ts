@@ -78,6 +78,13 @@ describe('webhook HTTP client', () => {
     expect(closed.error).toMatch(/ECONNREFUSED/);
   });
 
+  it('reports a request undici refuses as a failed attempt, without sending it', async () => {
+    const c = client(async () => [{ address: '127.0.0.1', family: 4 }], true);
+    const r = await c.send({ url: `http://127.0.0.1:${receiver.port}/refused`, secret: 's', body, headers: { 'x-commerce-event': 'orders.create\r\nx-injected: 1' } });
+    expect(r).toMatchObject({ statusCode: null, responseBody: null, error: expect.stringMatching(/header/i) });
+    expect(receiver.at('/refused')).toHaveLength(0);
+  });
+
   it('times out a body that arrives too slowly, and stops reading a huge one without losing the connection pool', async () => {
     const server = createServer((req, res) => {
       req.resume();

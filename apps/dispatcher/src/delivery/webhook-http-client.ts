@@ -111,39 +111,42 @@ export class WebhookHttpClient {
         settle(timedOut().message);
         controller?.abort(timedOut());
       }, timeoutMs);
-      this.agent.dispatch(
-        { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body },
-        {
-          onRequestStart(c) {
-            controller = c;
-            if (settled) c.abort(timedOut()); // only the timer settles before the request starts
-          },
-          onResponseStart(_c, code, responseHeaders) {
-            statusCode = code;
-            const value = responseHeaders['retry-after'];
-            retryAfter = typeof value === 'string' ? value : null;
-          },
-          onResponseData(c, chunk) {
-            total += chunk.length;
-            if (keptBytes < RESPONSE_BODY_LIMIT) {
-              const part = chunk.subarray(0, RESPONSE_BODY_LIMIT - keptBytes);
-              kept.push(part);
-              keptBytes += part.length;
-            }
-            if (total > DRAIN_LIMIT) {
-              // Enough was read: the attempt ends with what was kept, and the connection is closed.
-              settle(null);
-              c.abort(new Error('response body over the drain limit'));
-            }
-          },
-          onResponseEnd() {
-            settle(null);
-          },
-          onResponseError(_c, err) {
-            settle(describe(err, timeoutMs));
-          },
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart(c) {
+          controller = c;
+          if (settled) c.abort(timedOut()); // only the timer settles before the request starts
         },
-      );
+        onResponseStart(_c, code, responseHeaders) {
+          statusCode = code;
+          const value = responseHeaders['retry-after'];
+          retryAfter = typeof value === 'string' ? value : null;
+        },
+        onResponseData(c, chunk) {
+          total += chunk.length;
+          if (keptBytes < RESPONSE_BODY_LIMIT) {
+            const part = chunk.subarray(0, RESPONSE_BODY_LIMIT - keptBytes);
+            kept.push(part);
+            keptBytes += part.length;
+          }
+          if (total > DRAIN_LIMIT) {
+            // Enough was read: the attempt ends with what was kept, and the connection is closed.
+            settle(null);
+            c.abort(new Error('response body over the drain limit'));
+          }
+        },
+        onResponseEnd() {
+          settle(null);
+        },
+        onResponseError(_c, err) {
+          settle(describe(err, timeoutMs));
+        },
+      };
+      try {
+        this.agent.dispatch({ origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body }, handler);
+      } catch (err) {
+        // undici hands most request errors to onResponseError; an option it refuses up front throws.
+        settle(describe(err, timeoutMs));
+      }
     });
   }
 
