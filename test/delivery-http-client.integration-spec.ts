@@ -78,6 +78,18 @@ describe('webhook HTTP client', () => {
     expect(closed.error).toMatch(/ECONNREFUSED/);
   });
 
+  it('counts a slow DNS answer in the timeout, and sends nothing once it has passed', async () => {
+    const c = client(async () => {
+      await new Promise((r) => setTimeout(r, 700));
+      return [{ address: '127.0.0.1', family: 4 as const }];
+    }, true, 300);
+    const r = await c.send({ url: `http://slow-dns.example.invalid:${receiver.port}/late`, secret: 's', body, headers: {} });
+    expect(r).toMatchObject({ statusCode: null, error: 'timed out after 300 ms' });
+    expect(r.durationMs).toBeLessThan(650);
+    await new Promise((r) => setTimeout(r, 600)); // the answer arrives; nothing may be sent then
+    expect(receiver.at('/late')).toHaveLength(0);
+  });
+
   it('reports a request undici refuses as a failed attempt, without sending it', async () => {
     const c = client(async () => [{ address: '127.0.0.1', family: 4 }], true);
     const r = await c.send({ url: `http://127.0.0.1:${receiver.port}/refused`, secret: 's', body, headers: { 'x-commerce-event': 'orders.create\r\nx-injected: 1' } });

@@ -26,9 +26,13 @@ parentPort.on('message', async (msg) => {
   }
   // At most 500 acks outstanding (more time out on a loaded machine).
   let i = 0;
-  await Promise.all(Array.from({ length: 500 }, async () => {
-    while (i < msg.count) await publish(i++);
-  }));
-  parentPort.postMessage({ published: msg.count });
+  try {
+    await Promise.all(Array.from({ length: 500 }, async () => {
+      while (i < msg.count) await publish(i++);
+    }));
+    parentPort.postMessage({ published: msg.count });
+  } catch (err) {
+    parentPort.postMessage({ error: err.message });
+  }
 });
 parentPort.postMessage({ ready: true });

@@ -85,6 +85,14 @@ const admin = new pg.Client({ connectionString: ADMIN_URL });
 await admin.connect();
 await admin.query(`create database ${dbName}`);
 const children = [];
+// Ctrl-C: the children get SIGINT too, but a paused dispatcher would keep it pending forever.
+process.once('SIGINT', () => {
+  for (const c of children) {
+    c.kill('SIGCONT');
+    c.kill('SIGTERM');
+  }
+  admin.query(`drop database if exists ${dbName} with (force)`).finally(() => process.exit(130));
+});
 let nc;
 try {
   execFileSync(process.execPath, [join(root, 'dist/tools/migrate.js')], { env: { PATH: process.env.PATH, DATABASE_URL: vars.DATABASE_URL }, stdio: 'ignore' });
@@ -112,11 +120,19 @@ try {
   // Bursts come from a thread of their own (publisher.mjs): 500 publishes in flight would keep this
   // thread busy, and the receiver on it would answer late.
   const publisher = new Worker(new URL('./publisher.mjs', import.meta.url), { workerData: { natsUrl: NATS_URL, subject: `${vars.EVENTS_SUBJECT_PREFIX}.orders.create` } });
-  await new Promise((r) => publisher.once('message', r));
-  const publishBurst = (count) => new Promise((r) => {
-    publisher.once('message', r);
-    publisher.postMessage({ count });
+  const publisherDied = new Promise((_, reject) => {
+    publisher.once('error', reject);
+    publisher.once('exit', (code) => reject(new Error(`publisher thread exited (${code})`)));
   });
+  publisherDied.catch(() => undefined);
+  await Promise.race([new Promise((r) => publisher.once('message', r)), publisherDied]);
+  const publishBurst = (count) => Promise.race([
+    new Promise((resolve, reject) => {
+      publisher.once('message', (m) => (m.error ? reject(new Error(`publishing failed: ${m.error}`)) : resolve()));
+      publisher.postMessage({ count });
+    }),
+    publisherDied,
+  ]);
   const until = (n) => new Promise((resolve) => {
     onArrival = () => arrived.size >= n && resolve();
     onArrival();
@@ -167,13 +183,15 @@ try {
   const backlogRound = async () => {
     arrived.clear();
     dispatcher.kill('SIGSTOP');
+    let cpu;
+    let t1;
     try {
       await publishBurst(EVENTS);
+      cpu = cpuByProcess();
     } finally {
+      t1 = performance.now();
       dispatcher.kill('SIGCONT');
     }
-    const cpu = cpuByProcess();
-    const t1 = performance.now();
     await until(EVENTS);
     return { rate: EVENTS / ((performance.now() - t1) / 1000), cpu: cpuSince(cpu) };
   };
@@ -186,6 +204,7 @@ try {
     await until(EVENTS);
     return { rate: EVENTS / ((performance.now() - t1) / 1000), cpu: cpuSince(cpu) };
   };
+  await rawRound(); // the raw client's first round is cold (~half the speed of the later ones)
   const raws = [];
   const backlogs = [];
   const bursts = [];
@@ -247,7 +266,10 @@ try {
   console.log(`  steady ${RATE}/s publish → receipt          : p50 ${fmt(percentile(latencies, 50))} ms, p99 ${fmt(percentile(latencies, 99))} ms, max ${fmt(latencies.at(-1))} ms (goal p99 < 50 ms)`);
   for (const [name, xs] of Object.entries(stages)) console.log(`    ${name.padEnd(7)} p50 ${fmt(percentile(xs, 50))} ms, p99 ${fmt(percentile(xs, 99))} ms`);
 } finally {
-  for (const c of children) c.kill('SIGTERM');
+  for (const c of children) {
+    c.kill('SIGCONT'); // a paused dispatcher would never act on SIGTERM
+    c.kill('SIGTERM');
+  }
   await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.on('exit', r)))));
   if (nc) {
     const jsm = await jetstreamManager(nc);

@@ -29,7 +29,8 @@ describe('webhook URL policy', () => {
       'mixed.test': ['93.184.215.14', '10.0.0.5'],
       'mapped.test': ['::ffff:169.254.169.254'],
     });
-    expect(await checkWebhookUrl('https://public.test/h', open, resolve)).toMatchObject({ targets: [{ address: '93.184.215.14', family: 4 }, { address: '2606:4700::1111', family: 6 }] });
+    const ok = await checkWebhookUrl('https://public.test/h?x=1', open, resolve);
+    expect(ok).toEqual({ url: new URL('https://public.test/h?x=1'), targets: [{ address: '93.184.215.14', family: 4 }, { address: '2606:4700::1111', family: 6 }] });
     for (const host of ['v6-loopback.test', 'mixed.test', 'mapped.test']) {
       expect(await checkWebhookUrl(`https://${host}/h`, open, resolve)).toEqual({ problem: expect.stringContaining('private, loopback, link-local or reserved') });
     }

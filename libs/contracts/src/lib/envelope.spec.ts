@@ -71,6 +71,11 @@ describe('event envelope (SPEC 1)', () => {
     expect(read(fields(',"constructor":{}', 'evt_bad'))).toMatchObject({ ok: false, reason: expect.stringContaining('id must be evt_') });
     expect(read(fields(',"__proto__":{"id":"evt_01HQZX3V8Y5T7K9M2N4P6R8S0A"}', 'evt_bad'))).toMatchObject({ ok: false, reason: expect.stringContaining('id must be evt_') });
     expect(read(fields(',"actor":{"id":"u1","type":"robot","constructor":{}}'))).toMatchObject({ ok: false, reason: expect.stringContaining('actor.type must be one of') });
+    // A __proto__ key in data, spelled out or escaped, never reaches a webhook body.
+    for (const key of ['__proto__', '\\u005f_proto__']) {
+      const r = read(`{"id":"${good.id}","type":"orders.create","timestamp":"${good.timestamp}","data":{"id":"o-1","lines":[{"${key}":{"admin":true},"sku":"a"}],"${key}":{"admin":true}}}`);
+      expect(r.ok && JSON.stringify(r.event.data)).toBe('{"id":"o-1","lines":[{"sku":"a"}]}');
+    }
     const ok = read(fields(',"extra":1,"actor":{"id":"u1","type":"user","role":"admin"}'));
     expect(ok).toEqual({ ok: true, event: expect.objectContaining({ actor: { id: 'u1', type: 'user' }, data: { id: 'o-1' } }) });
     expect(ok.ok && Object.keys(ok.event)).not.toContain('extra');

@@ -4,12 +4,12 @@ import { FieldError, HeraldError } from './errors';
 
 export type ClassType<T> = new (...args: never[]) => T;
 
-export interface ValidateOptions {
-  /** Refuse properties the class does not declare (request bodies); otherwise they are dropped. */
-  forbidUnknown?: boolean;
-  /** Leave undeclared properties where they are (the caller reads only the declared ones). */
-  keepUnknown?: boolean;
-}
+/**
+ * What happens to properties the class does not declare: by default they are dropped from the
+ * instance; `forbidUnknown` refuses them (request bodies); `keepUnknown` leaves them where they are,
+ * for a caller that reads only the declared ones (the envelope). Not both.
+ */
+export type ValidateOptions = { forbidUnknown?: boolean; keepUnknown?: never } | { forbidUnknown?: never; keepUnknown?: boolean };
 
 /** Flattens class-validator's tree into `{field, message}` pairs with dotted paths. */
 export function toFieldErrors(errors: ValidationError[], parent = ''): FieldError[] {
@@ -34,7 +34,7 @@ export function validateAs<T extends object>(cls: ClassType<T>, plain: unknown, 
 export function validateInstance<T extends object>(instance: T, options: ValidateOptions = {}): T {
   const errors = validateSync(instance, {
     whitelist: !options.keepUnknown,
-    forbidNonWhitelisted: options.forbidUnknown ?? false,
+    forbidNonWhitelisted: options.forbidUnknown === true,
     forbidUnknownValues: false,
     validationError: { target: false, value: false },
   });
