@@ -105,8 +105,9 @@ export class WebhookHttpClient {
       // is aborted when it gets one (undici may open that connection only to close it), and the
       // sender's slot is free at once.
       const timer = setTimeout(() => {
-        settle(timedOut().message);
-        controller?.abort(timedOut());
+        const err = timedOut();
+        settle(err.message);
+        controller?.abort(err);
       }, timeoutMs);
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart(c) {

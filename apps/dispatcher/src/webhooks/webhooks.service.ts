@@ -41,7 +41,6 @@ const COLUMNS = 'id, url, events, is_active, metadata, created_at, updated_at';
 /** Who acts when the dispatcher itself changes a webhook (a receiver's 410 Gone deactivates it). */
 export const DISPATCHER_ACTOR = { id: 'dispatcher', type: 'system' } as const;
 
-
 /** Webhook registrations of SPEC 2, scoped to the caller's organization; every change is published. */
 @Injectable()
 export class WebhooksService {

@@ -2,7 +2,7 @@ import { IsIn, IsISO8601, IsNotEmpty, IsObject, IsOptional, IsString, Matches, M
 import { EVENT_TYPE_PATTERN, entityTypeOfModule } from './event-types';
 import { HeraldError } from './errors';
 import { eventTypeOfSubject } from './subjects';
-import { validateInstance } from './validation';
+import { assertJsonObject, isJsonObject, validateInstance } from './validation';
 
 /** `evt_` + a ULID (Crockford base32, 26 characters). */
 export const EVENT_ID_PATTERN = /^evt_[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -72,10 +72,6 @@ export function normalizeEnvelope(envelope: EventEnvelope): DomainEvent {
   };
 }
 
-function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
 /** `plain`'s own properties on an instance of `cls`, except the two that would change what it is. */
 function instanceOf<T extends object>(cls: new () => T, plain: Record<string, unknown>): T {
   const instance = new cls() as Record<string, unknown>;
@@ -102,7 +98,7 @@ function envelopeInstance(plain: Record<string, unknown>): EventEnvelope {
 
 /** Validates an envelope, throwing VALIDATION_FAILED with every field error. */
 export function validateEnvelope(plain: unknown): DomainEvent {
-  if (!isJsonObject(plain)) throw HeraldError.validation([{ field: '', message: 'must be a JSON object' }]);
+  assertJsonObject(plain);
   // Unknown properties are ignored: normalizeEnvelope copies only the envelope's fields.
   return normalizeEnvelope(validateInstance(envelopeInstance(plain), { keepUnknown: true }));
 }

@@ -11,6 +11,15 @@ export type ClassType<T> = new (...args: never[]) => T;
  */
 export type ValidateOptions = { forbidUnknown?: boolean; keepUnknown?: never } | { forbidUnknown?: never; keepUnknown?: boolean };
 
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** A payload must be a JSON object before any of its fields is checked. */
+export function assertJsonObject(value: unknown): asserts value is Record<string, unknown> {
+  if (!isJsonObject(value)) throw HeraldError.validation([{ field: '', message: 'must be a JSON object' }]);
+}
+
 /** Flattens class-validator's tree into `{field, message}` pairs with dotted paths. */
 export function toFieldErrors(errors: ValidationError[], parent = ''): FieldError[] {
   const out: FieldError[] = [];
@@ -24,9 +33,7 @@ export function toFieldErrors(errors: ValidationError[], parent = ''): FieldErro
 
 /** Turns a plain value into a validated instance of `cls`, or throws VALIDATION_FAILED with every field error. */
 export function validateAs<T extends object>(cls: ClassType<T>, plain: unknown, options: ValidateOptions = {}): T {
-  if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
-    throw HeraldError.validation([{ field: '', message: 'must be a JSON object' }]);
-  }
+  assertJsonObject(plain);
   return validateInstance(plainToInstance(cls as new () => T, plain), options);
 }
 
