@@ -61,4 +61,42 @@ describe('webhook change events: outbox across a NATS failure and a SIGKILLed di
     expect(msg!.string()).not.toContain(data.secret);
     await waitFor(async () => (await pg.query('select 1 from dispatch.outbox')).rowCount === 0, 10_000, 'the outbox to empty');
   });
+
+  it('a change whose event JetStream is slow to take still answers its success at once; the relay publishes the event later', async () => {
+    // Events of webhooks.* reach no stream, and a subscriber that never answers holds each publish
+    // until the client's timeout (as a JetStream that is slow or partitioned would).
+    const prefix = env.vars.EVENTS_SUBJECT_PREFIX;
+    await jsm.streams.update(env.vars.EVENTS_STREAM, { subjects: [`${prefix}.orders.>`] });
+    const silent = nc.subscribe(`${prefix}.webhooks.>`);
+    const impatient = await startInProcess('api-gateway', env, { RPC_TIMEOUT_MS: '2000' });
+    try {
+      const started = Date.now();
+      const res = await fetch(`${urlOf(impatient)}/api/webhooks`, {
+        method: 'POST',
+        headers: { 'x-api-key': 'dev-staff-key', 'content-type': 'application/json', 'x-request-id': 'req-outbox-slow' },
+        body: JSON.stringify({ url: 'http://127.0.0.1:9/slow', events: ['orders.create'] }),
+      });
+      expect(res.status).toBe(201);
+      expect(Date.now() - started).toBeLessThan(2000);
+      const { data } = (await res.json()) as { data: { id: string } };
+      expect((await pg.query(`select envelope->>'type' as type from dispatch.outbox where envelope->'entity'->>'id' = $1`, [data.id])).rows).toEqual([{ type: 'webhooks.create' }]);
+
+      // JetStream takes webhooks.* again: the relay publishes what the outbox kept.
+      silent.unsubscribe();
+      await jsm.streams.update(env.vars.EVENTS_STREAM, { subjects: [`${prefix}.>`] });
+      const msg = await waitFor(
+        async () => {
+          const m = await jsm.streams.getMessage(env.vars.EVENTS_STREAM, { last_by_subj: `${prefix}.webhooks.create` }).catch(() => null);
+          return m?.json<{ requestId: string }>().requestId === 'req-outbox-slow' ? m : undefined;
+        },
+        20_000,
+        'the relayed event',
+      );
+      expect(msg!.json<{ requestId: string; data: { id: string } }>()).toMatchObject({ requestId: 'req-outbox-slow', data: { id: data.id } });
+      await waitFor(async () => (await pg.query('select 1 from dispatch.outbox')).rowCount === 0, 15_000, 'the outbox to empty');
+    } finally {
+      if (!silent.isClosed()) silent.unsubscribe();
+      await impatient.close();
+    }
+  });
 });

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const input = eventFromArgs(process.argv.slice(2));
   const nc = await connect({ servers: config.natsServers });
   try {
-    const { event, duplicate, seq } = await new EventPublisher(jetstream(nc), config.EVENTS_SUBJECT_PREFIX).publish(input);
+    const { event, duplicate, seq } = await new EventPublisher(jetstream(nc), config.EVENTS_SUBJECT_PREFIX, config.EVENTS_MAX_MESSAGE_BYTES).publish(input);
     process.stdout.write(`${JSON.stringify({ id: event.id, type: event.type, seq, duplicate })}\n`);
   } finally {
     await nc.drain();

@@ -1,22 +1,16 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
-import { BusService, DurableBatchConsumer, EventBatch, REJECTED_RAW_LIMIT, ReceivedEvent, RejectedMessage } from '@herald/bus';
+import { BusService, DurableBatchConsumer, EventBatch, ReceivedEvent } from '@herald/bus';
 import { newId } from '@herald/contracts';
-import { inTransaction } from '@herald/database';
+import { inTransaction, isInfrastructureError } from '@herald/database';
 import { METRICS_REGISTRY, gaugeOnScrape } from '@herald/observability';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { AuditWriterConfig } from '../config';
-import { NewEntry, Partitions, appendEntries, recordRejected } from '../log/audit-log';
+import { NewEntry, Partitions, writeBatch } from '../log/audit-log';
 import { redact } from './redact';
 
 /** How many months of partitions exist ahead of the current one. */
 const PARTITION_MONTHS_AHEAD = 2;
-
-/** Postgres refused the data itself (SQLSTATE classes 22 and 23), not the connection or the server. */
-function isDataError(err: unknown): err is Error & { code: string } {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
-}
 
 export function toNewEntry({ event }: ReceivedEvent): NewEntry {
   return {
@@ -37,8 +31,8 @@ export function toNewEntry({ event }: ReceivedEvent): NewEntry {
 
 /**
  * Turns every well-formed event into one audit entry, a batch per transaction, acked after commit.
- * A batch that Postgres refuses for its data is written again event by event, and the events it
- * still refuses are recorded as rejected, so one bad event never stalls the others.
+ * The consumer isolates what fails: a batch refused for an event of its own is split until that
+ * event stands alone and is recorded as rejected; an infrastructure failure is retried with backoff.
  */
 @Injectable()
 export class IngestService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -47,6 +41,7 @@ export class IngestService implements OnApplicationBootstrap, BeforeApplicationS
   private readonly partitions = new Partitions();
   private readonly ingested: Counter;
   private readonly rejected: Counter;
+  private readonly retried: Counter;
   private readonly batchSize: Histogram;
 
   constructor(
@@ -57,6 +52,11 @@ export class IngestService implements OnApplicationBootstrap, BeforeApplicationS
   ) {
     this.ingested = new Counter({ name: 'herald_audit_events_ingested_total', help: 'Audit entries written', registers: [registry] });
     this.rejected = new Counter({ name: 'herald_audit_events_rejected_total', help: 'Malformed or refused messages recorded and not redelivered', registers: [registry] });
+    this.retried = new Counter({
+      name: 'herald_audit_batch_retries_total',
+      help: 'Messages handed back for a later try after an infrastructure failure (database unreachable, timeout, shutdown)',
+      registers: [registry],
+    });
     this.batchSize = new Histogram({ name: 'herald_audit_batch_size', help: 'Messages per committed batch', buckets: [1, 5, 25, 100, 250, 500, 1000, 2500], registers: [registry] });
     gaugeOnScrape(registry, 'herald_audit_consumer_lag', 'Events in the stream not yet handed to the audit-writer', () => this.consumer?.lag());
   }
@@ -64,12 +64,17 @@ export class IngestService implements OnApplicationBootstrap, BeforeApplicationS
   async onApplicationBootstrap(): Promise<void> {
     const now = new Date();
     await inTransaction(this.ds, (q) => this.partitions.ensure(q, now, new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + PARTITION_MONTHS_AHEAD, 1))));
+    this.partitions.settle(true);
     this.consumer = this.bus.consumer(
       {
         durableName: this.config.CONSUMER_NAME,
         batchSize: this.config.CONSUMER_BATCH_SIZE,
+        batchMaxBytes: this.config.CONSUMER_BATCH_MAX_BYTES,
+        maxMessageBytes: this.config.EVENTS_MAX_MESSAGE_BYTES,
         ackWaitMs: this.config.CONSUMER_ACK_WAIT_MS,
-        onError: (err, size) => this.logger.error({ err, size }, 'Audit batch failed; handed back for redelivery'),
+        isTransient: isInfrastructureError,
+        logger: this.logger,
+        onRetry: (_err, size) => this.retried.inc(size),
         onBatch: (batch) => this.batchSize.observe(batch.events.length + batch.rejected.length),
       },
       (batch) => this.write(batch),
@@ -81,37 +86,8 @@ export class IngestService implements OnApplicationBootstrap, BeforeApplicationS
     await this.consumer?.stop();
   }
 
-  async write(batch: EventBatch): Promise<void> {
-    try {
-      await this.commit(batch.events, batch.rejected);
-    } catch (err) {
-      if (!isDataError(err) || batch.events.length === 0) throw err;
-      this.logger.warn({ err: err.message, size: batch.events.length }, 'Postgres refused a batch; writing its events one by one');
-      const refused: RejectedMessage[] = [];
-      for (const e of batch.events) {
-        try {
-          await this.commit([e], []);
-        } catch (one) {
-          if (!isDataError(one)) throw one;
-          refused.push({
-            subject: e.subject,
-            // The event as validated (the consumer keeps no copy of the original bytes).
-            raw: Buffer.from(JSON.stringify(e.event)).subarray(0, REJECTED_RAW_LIMIT),
-            reason: `refused by the database: ${one.message}`,
-            streamSeq: e.streamSeq,
-          });
-        }
-      }
-      await this.commit([], [...batch.rejected, ...refused]);
-    }
-  }
-
-  private async commit(events: ReceivedEvent[], rejected: RejectedMessage[]): Promise<void> {
-    const written = await inTransaction(this.ds, async (query) => {
-      const n = await appendEntries(query, this.partitions, events.map(toNewEntry));
-      await recordRejected(query, rejected);
-      return n;
-    });
+  async write({ events, rejected }: EventBatch): Promise<void> {
+    const written = await writeBatch(this.ds, this.partitions, events.map(toNewEntry), rejected);
     this.ingested.inc(written);
     this.rejected.inc(rejected.length);
   }

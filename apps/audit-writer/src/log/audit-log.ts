@@ -1,5 +1,6 @@
 import type { RejectedMessage } from '@herald/bus';
-import type { Query } from '@herald/database';
+import { Query, inTransaction } from '@herald/database';
+import type { DataSource } from 'typeorm';
 import { HashedContent, entryHash } from './entry-hash';
 
 /** An entry to append; its position and hash are given by the chain. */
@@ -19,16 +20,33 @@ function monthOf(iso: string): string {
   return iso.slice(0, 7);
 }
 
-/** The monthly partitions of audit.entries that one database is known to have (cached per owner). */
+/**
+ * The monthly partitions of audit.entries that one database is known to have (cached per owner).
+ * A partition is created inside the caller's transaction, so it is known only once that commits
+ * (`settle`): a batch that rolled back leaves no partition, and must leave no belief in one.
+ */
 export class Partitions {
   private readonly known = new Set<string>();
+  /** Months created by the transaction in progress. */
+  private pending = new Set<string>();
 
   /** Creates the partitions that cover [from, to] (idempotent, replica-safe: the function takes a lock). */
   async ensure(query: Query, from: Date, to: Date): Promise<void> {
     await query('select audit.ensure_partitions($1, $2)', [from.toISOString(), to.toISOString()]);
     for (let d = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), 1)); d <= to; d = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1))) {
-      this.known.add(monthOf(d.toISOString()));
+      this.pending.add(monthOf(d.toISOString()));
     }
+  }
+
+  /** The transaction that ensured the pending months committed (they exist) or rolled back (they do not). */
+  settle(committed: boolean): void {
+    if (committed) for (const m of this.pending) this.known.add(m);
+    this.pending = new Set();
+  }
+
+  /** Forgets every month: a partition was dropped behind this cache (a prune, an operator). */
+  forget(): void {
+    this.known.clear();
   }
 
   /** Makes sure the partitions of these instants exist, asking the database only about new months. */
@@ -88,7 +106,12 @@ export async function appendEntries(query: Query, partitions: Partitions, entrie
      select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[],
                           $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::text[])`,
     cols,
-  );
+  ).catch((err: { code?: string; message?: string }) => {
+    // 23514 "no partition of relation … found for row": the cache believed in a partition that is
+    // gone; the next try asks the database again instead of refusing the entries for ever.
+    if (err.code === '23514' && err.message?.includes('no partition')) partitions.forget();
+    throw err;
+  });
   const touched = [...chain.entries()];
   await query(
     `update audit.chain_heads h set seq = u.seq, hash = u.hash, last_recorded_at = u.recorded_at
@@ -97,6 +120,25 @@ export async function appendEntries(query: Query, partitions: Partitions, entrie
     [touched.map(([o]) => o), touched.map(([, h]) => h.seq), touched.map(([, h]) => h.hash), touched.map(([, h]) => h.recordedAt)],
   );
   return toWrite.length;
+}
+
+/**
+ * Appends entries and records rejected messages in one transaction (the ingest's batch), and only
+ * then lets the partitions it created be known.
+ */
+export async function writeBatch(ds: DataSource, partitions: Partitions, entries: NewEntry[], rejected: RejectedMessage[]): Promise<number> {
+  try {
+    const written = await inTransaction(ds, async (query) => {
+      const n = await appendEntries(query, partitions, entries);
+      await recordRejected(query, rejected);
+      return n;
+    });
+    partitions.settle(true);
+    return written;
+  } catch (err) {
+    partitions.settle(false);
+    throw err;
+  }
 }
 
 /** Records malformed or refused messages (SPEC 1), inside the caller's transaction. */

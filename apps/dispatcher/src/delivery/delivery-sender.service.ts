@@ -461,7 +461,7 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
         await query(RECORD_SQL, cols);
         return changes;
       });
-      await this.webhooks.publishChanges(events);
+      this.webhooks.publishChanges(events);
     }
     for (const f of batch) this.outcomes.inc({ outcome: f.verdict.status === 'pending' ? 'retry' : f.verdict.status });
     if (gone.length) this.logger.warn({ webhookIds: [...new Set(gone)] }, 'Receiver answered 410 Gone: webhook deactivated');

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { BusService, DurableBatchConsumer, EventBatch } from '@herald/bus';
 import { isDeliverable, newId, selectorsMatch } from '@herald/contracts';
-import { queryRows } from '@herald/database';
+import { Query, inTransaction, isInfrastructureError, queryRows } from '@herald/database';
 import { METRICS_REGISTRY, gaugeOnScrape } from '@herald/observability';
 import { Counter, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
@@ -15,6 +15,50 @@ interface ActiveWebhook {
   events: string[];
   url: string;
   secret_ciphertext: string;
+}
+
+const INSERT_SQL = `
+  with rejected as (
+    insert into dispatch.rejected_events (subject, raw, reason, stream_seq)
+    select * from unnest($9::text[], $10::bytea[], $11::text[], $12::bigint[])
+  )
+  insert into dispatch.deliveries (id, webhook_id, organization_id, event_id, event_type, body, next_attempt_at)
+  select d.id, d.webhook_id, d.organization_id, d.event_id, d.event_type, d.body,
+         case when d.leased then now() + $8 * interval '1 millisecond' else now() end
+  from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[])
+    as d(id, webhook_id, organization_id, event_id, event_type, body, leased)
+  on conflict (event_id, webhook_id) do nothing
+  returning id, next_attempt_at > now() as leased`;
+
+/** The first seven parameters of INSERT_SQL; the first `leased` rows are leased to this process. */
+function deliveryColumns(rows: ClaimedDelivery[], orgOf: Map<string, string>, leased: number): unknown[][] {
+  return [
+    rows.map((r) => r.id),
+    rows.map((r) => r.webhook_id),
+    rows.map((r) => orgOf.get(r.webhook_id)),
+    rows.map((r) => r.event_id),
+    rows.map((r) => r.event_type),
+    rows.map((r) => r.body),
+    rows.map((_, i) => i < leased),
+  ];
+}
+
+/** [from, to) ranges of rows whose bodies add up to at most `maxBytes` (a longer body goes alone); at least one range. */
+function byBytes(rows: ClaimedDelivery[], maxBytes: number): [number, number][] {
+  const ranges: [number, number][] = [];
+  let from = 0;
+  let bytes = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const n = Buffer.byteLength(rows[i].body);
+    if (i > from && bytes + n > maxBytes) {
+      ranges.push([from, i]);
+      from = i;
+      bytes = 0;
+    }
+    bytes += n;
+  }
+  ranges.push([from, rows.length]);
+  return ranges;
 }
 
 /**
@@ -33,6 +77,7 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
   private consumer?: DurableBatchConsumer;
   private readonly created: Counter;
   private readonly rejected: Counter;
+  private readonly retried: Counter;
 
   constructor(
     private readonly bus: BusService,
@@ -43,6 +88,11 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
   ) {
     this.created = new Counter({ name: 'herald_deliveries_created_total', help: 'Deliveries recorded by the intake', registers: [registry] });
     this.rejected = new Counter({ name: 'herald_dispatcher_events_rejected_total', help: 'Malformed messages recorded and terminated', registers: [registry] });
+    this.retried = new Counter({
+      name: 'herald_dispatcher_batch_retries_total',
+      help: 'Messages handed back for a later try after an infrastructure failure (database unreachable, timeout, shutdown)',
+      registers: [registry],
+    });
     gaugeOnScrape(registry, 'herald_dispatcher_consumer_lag', 'Events in the stream not yet handed to the dispatcher intake', () => this.consumer?.lag());
   }
 
@@ -51,8 +101,12 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
       {
         durableName: this.config.CONSUMER_NAME,
         batchSize: this.config.CONSUMER_BATCH_SIZE,
+        batchMaxBytes: this.config.CONSUMER_BATCH_MAX_BYTES,
+        maxMessageBytes: this.config.EVENTS_MAX_MESSAGE_BYTES,
         accepts: isDeliverable,
-        onError: (err, size) => this.logger.error({ err, size }, 'Intake batch failed; handed back for redelivery'),
+        isTransient: isInfrastructureError,
+        logger: this.logger,
+        onRetry: (_err, size) => this.retried.inc(size),
       },
       (batch) => this.record(batch),
     );
@@ -86,36 +140,28 @@ export class IntakeService implements OnApplicationBootstrap, BeforeApplicationS
     const leasedAt = performance.now();
     let handed: ClaimedDelivery[] = [];
     try {
-      // One statement, so one transaction: the batch's deliveries and its rejected messages are
-      // written together or not at all (a redelivered batch then records nothing twice).
-      const inserted = await queryRows<{ id: string; leased: boolean }>(
-        this.ds,
-        `with rejected as (
-           insert into dispatch.rejected_events (subject, raw, reason, stream_seq)
-           select * from unnest($9::text[], $10::bytea[], $11::text[], $12::bigint[])
-         )
-         insert into dispatch.deliveries (id, webhook_id, organization_id, event_id, event_type, body, next_attempt_at)
-         select d.id, d.webhook_id, d.organization_id, d.event_id, d.event_type, d.body,
-                case when d.leased then now() + $8 * interval '1 millisecond' else now() end
-         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[])
-           as d(id, webhook_id, organization_id, event_id, event_type, body, leased)
-         on conflict (event_id, webhook_id) do nothing
-         returning id, next_attempt_at > now() as leased`,
-        [
-          rows.map((r) => r.id),
-          rows.map((r) => r.webhook_id),
-          rows.map((r) => orgOf.get(r.webhook_id)),
-          rows.map((r) => r.event_id),
-          rows.map((r) => r.event_type),
-          rows.map((r) => r.body),
-          rows.map((_, i) => i < slots),
+      const chunks = byBytes(rows, this.config.CONSUMER_BATCH_MAX_BYTES);
+      const insert = (query: Query, [from, to]: [number, number], rejected: EventBatch['rejected']) =>
+        query<{ id: string; leased: boolean }>(INSERT_SQL, [
+          ...deliveryColumns(rows.slice(from, to), orgOf, slots - from),
           this.config.WEBHOOK_LEASE_MS,
-          batch.rejected.map((r) => r.subject),
-          batch.rejected.map((r) => r.raw),
-          batch.rejected.map((r) => r.reason),
-          batch.rejected.map((r) => r.streamSeq),
-        ],
-      );
+          rejected.map((r) => r.subject),
+          rejected.map((r) => r.raw),
+          rejected.map((r) => r.reason),
+          rejected.map((r) => r.streamSeq),
+        ]);
+      // One statement is one transaction: the batch's deliveries and its rejected messages are
+      // written together or not at all (a redelivered batch then records nothing twice). An event
+      // that many webhooks match copies its body into each delivery, so when the copies pass
+      // CONSUMER_BATCH_MAX_BYTES they go in several statements of one transaction instead.
+      const inserted =
+        chunks.length === 1
+          ? await insert((sql, params) => queryRows(this.ds, sql, params), chunks[0], batch.rejected)
+          : await inTransaction(this.ds, async (query) => {
+              const out: { id: string; leased: boolean }[] = [];
+              for (const [i, chunk] of chunks.entries()) out.push(...(await insert(query, chunk, i === 0 ? batch.rejected : [])));
+              return out;
+            });
       this.created.inc(inserted.length);
       this.rejected.inc(batch.rejected.length);
       const leased = new Set(inserted.filter((r) => r.leased).map((r) => r.id));

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
-import { DomainEvent } from '@herald/contracts';
+import { DomainEvent, HeraldError } from '@herald/contracts';
 import { BusService } from '@herald/bus';
 import { Query } from '@herald/database';
 import { DataSource } from 'typeorm';
@@ -15,6 +15,8 @@ const RELAY_INTERVAL_MS = 5000;
 export class OutboxService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Outbox');
   private timer?: NodeJS.Timeout;
+  /** Publishes started after a commit and not yet finished (shutdown waits for them). */
+  private readonly publishing = new Set<Promise<void>>();
 
   constructor(
     private readonly ds: DataSource,
@@ -25,6 +27,15 @@ export class OutboxService implements OnApplicationBootstrap, BeforeApplicationS
     await query('insert into dispatch.outbox (event_id, envelope) values ($1, $2)', [event.id, JSON.stringify(event)]);
   }
 
+  /**
+   * Publishes committed events in the background: the change is durable, so its caller gets its
+   * answer now, however slow JetStream is; what fails stays for the relay.
+   */
+  publishSoon(events: DomainEvent[]): void {
+    const done: Promise<void> = this.flush(events).finally(() => this.publishing.delete(done));
+    this.publishing.add(done);
+  }
+
   /** Publishes committed events and forgets them; what fails stays for the relay. */
   async flush(events: DomainEvent[]): Promise<void> {
     for (const event of events) {
@@ -32,7 +43,13 @@ export class OutboxService implements OnApplicationBootstrap, BeforeApplicationS
         await this.bus.publisher.publishPrepared(event);
         await this.ds.query('delete from dispatch.outbox where event_id = $1', [event.id]);
       } catch (err) {
-        this.logger.warn({ err, eventId: event.id }, 'Event left in the outbox for the relay');
+        if (err instanceof HeraldError) {
+          // The event itself is refused (it would be rejected by every consumer): retrying cannot fix it.
+          this.logger.error({ err, eventId: event.id, event }, 'Outbox event refused by the publisher; dropped from the outbox');
+          await this.ds.query('delete from dispatch.outbox where event_id = $1', [event.id]).catch(() => undefined);
+        } else {
+          this.logger.warn({ err, eventId: event.id }, 'Event left in the outbox for the relay');
+        }
       }
     }
   }
@@ -49,7 +66,8 @@ export class OutboxService implements OnApplicationBootstrap, BeforeApplicationS
     this.timer.unref();
   }
 
-  beforeApplicationShutdown(): void {
+  async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
+    await Promise.all([...this.publishing]);
   }
 }

@@ -98,9 +98,9 @@ export class WebhooksService {
     return events;
   }
 
-  /** Publishes outbox events after their transaction committed (what fails is left to the relay). */
-  publishChanges(events: DomainEvent[]): Promise<void> {
-    return this.outbox.flush(events);
+  /** Publishes outbox events after their transaction committed, in the background (what fails is left to the relay). */
+  publishChanges(events: DomainEvent[]): void {
+    this.outbox.publishSoon(events);
   }
 
   async create(dto: CreateWebhookDto, ctx: RpcContext): Promise<RpcResult<CreatedWebhookView>> {
@@ -118,7 +118,7 @@ export class WebhooksService {
       await this.outbox.add(query, event);
       return { view, event };
     });
-    await this.outbox.flush([event]);
+    this.outbox.publishSoon([event]);
     this.logger.log({ webhookId: view.id, organizationId: ctx.organizationId, actorId: ctx.actorId }, 'Webhook created');
     return { data: { ...view, secret } };
   }
@@ -158,7 +158,7 @@ export class WebhooksService {
       await this.outbox.add(query, event);
       return { view, event };
     });
-    await this.outbox.flush([event]);
+    this.outbox.publishSoon([event]);
     this.logger.log({ webhookId: view.id, organizationId: ctx.organizationId, actorId: ctx.actorId }, 'Webhook updated');
     return { data: view };
   }
@@ -182,7 +182,7 @@ export class WebhooksService {
       await this.outbox.add(query, event);
       return event;
     });
-    await this.outbox.flush([event]);
+    this.outbox.publishSoon([event]);
     this.logger.log({ webhookId: id, organizationId: ctx.organizationId, actorId: ctx.actorId }, 'Webhook deleted');
     return { data: { deleted: true } };
   }

@@ -73,7 +73,7 @@ describe('bus on real JetStream', () => {
     const seen: EventBatch[] = [];
     let failures = 0;
     const good = publisher.prepare({ type: 'catalog.update', data: { id: 'c-1' } });
-    const consumer = new DurableBatchConsumer(js, jsm, { stream: options.eventsStream, subjectPrefix: options.eventsSubjectPrefix, durableName: 'bus-test-consumer', batchSize: 50, retryDelayMs: 100 }, async (batch) => {
+    const consumer = new DurableBatchConsumer(js, jsm, { stream: options.eventsStream, subjectPrefix: options.eventsSubjectPrefix, durableName: 'bus-test-consumer', batchSize: 50, retryDelayMs: 100, isTransient: (err) => (err as Error).message === 'database down' }, async (batch) => {
       // The first batch holding the good event fails, as a database outage would.
       if (failures === 0 && batch.events.some((e) => e.event.id === good.id)) {
         failures++;

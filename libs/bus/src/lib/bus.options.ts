@@ -10,6 +10,8 @@ export interface BusOptions {
   maxAgeSeconds: number;
   duplicateWindowSeconds: number;
   replicas: number;
+  /** EVENTS_MAX_MESSAGE_BYTES: the publisher refuses what the consumers would reject. */
+  maxMessageBytes?: number;
   /** Create or update the events stream at start-up (services that only do RPC skip it). */
   ensureStream?: boolean;
 }
@@ -25,6 +27,7 @@ export function busOptionsFrom(config: {
   EVENTS_MAX_AGE_SECONDS: number;
   EVENTS_DUPLICATE_WINDOW_SECONDS: number;
   EVENTS_REPLICAS: number;
+  EVENTS_MAX_MESSAGE_BYTES: number;
 }, name: string): BusOptions {
   return {
     servers: config.natsServers,
@@ -35,5 +38,6 @@ export function busOptionsFrom(config: {
     maxAgeSeconds: config.EVENTS_MAX_AGE_SECONDS,
     duplicateWindowSeconds: config.EVENTS_DUPLICATE_WINDOW_SECONDS,
     replicas: config.EVENTS_REPLICAS,
+    maxMessageBytes: config.EVENTS_MAX_MESSAGE_BYTES,
   };
 }

@@ -34,7 +34,7 @@ export class BusService implements OnApplicationShutdown {
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
   ) {
-    this.publisher = new EventPublisher(js, options.eventsSubjectPrefix);
+    this.publisher = new EventPublisher(js, options.eventsSubjectPrefix, options.maxMessageBytes);
   }
 
   consumer(options: Omit<BatchConsumerOptions, 'stream' | 'subjectPrefix'>, handler: BatchHandler): DurableBatchConsumer {

@@ -1,6 +1,6 @@
 import { JetStreamClient, PubAck } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/nats-core';
-import { DomainEvent, EventInput, REQUEST_ID_HEADER, eventSubject, newId, validateEnvelope } from '@herald/contracts';
+import { DomainEvent, EventInput, HeraldError, REQUEST_ID_HEADER, eventSubject, newId, parseEventMessage, validateEnvelope } from '@herald/contracts';
 
 export interface PublishResult {
   event: DomainEvent;
@@ -17,6 +17,8 @@ export class EventPublisher {
   constructor(
     private readonly js: JetStreamClient,
     private readonly subjectPrefix: string,
+    /** EVENTS_MAX_MESSAGE_BYTES of the consumers. */
+    private readonly maxMessageBytes?: number,
   ) {}
 
   /** Fills `id` and `timestamp` and validates; throws VALIDATION_FAILED with field errors. */
@@ -30,8 +32,12 @@ export class EventPublisher {
     return { event, duplicate: ack.duplicate, seq: ack.seq };
   }
 
-  /** Publishes an already validated event (the envelope exactly as given, defaults left implicit). */
-  publishPrepared(event: DomainEvent): Promise<PubAck> {
+  /**
+   * Publishes an already validated event (the envelope exactly as given, defaults left implicit).
+   * The bytes are read back as the consumers read them (size, nesting, storable text), so what this
+   * library publishes is never rejected by Herald.
+   */
+  async publishPrepared(event: DomainEvent): Promise<PubAck> {
     const h = natsHeaders();
     if (event.requestId) h.set(REQUEST_ID_HEADER, event.requestId);
     const envelope = {
@@ -44,6 +50,10 @@ export class EventPublisher {
       ...(event.requestId ? { requestId: event.requestId } : {}),
       data: event.data,
     };
-    return this.js.publish(eventSubject(this.subjectPrefix, event.type), JSON.stringify(envelope), { msgID: event.id, headers: h });
+    const subject = eventSubject(this.subjectPrefix, event.type);
+    const body = Buffer.from(JSON.stringify(envelope));
+    const check = parseEventMessage(this.subjectPrefix, subject, body, this.maxMessageBytes);
+    if (!check.ok) throw HeraldError.validation([{ field: '', message: check.reason }]);
+    return this.js.publish(subject, body, { msgID: event.id, headers: h });
   }
 }

@@ -1,9 +1,11 @@
-import { DEFAULT_EVENTS_STREAM, DEFAULT_EVENTS_SUBJECT_PREFIX, DEFAULT_RPC_SUBJECT_PREFIX } from '@herald/contracts';
+import { DEFAULT_EVENTS_STREAM, DEFAULT_EVENTS_SUBJECT_PREFIX, DEFAULT_RPC_SUBJECT_PREFIX, EVENT_LIMITS } from '@herald/contracts';
 import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsString, Matches, Max, Min } from 'class-validator';
 import { toNumber } from './load-config';
 
 const NATS_URLS = /^(nats|tls|ws|wss):\/\/[^\s,]+(,\s*(nats|tls|ws|wss):\/\/[^\s,]+)*$/;
+const BYTES_1K_64M = 'must be a whole number of bytes from 1024 to 67108864';
+const BYTES_64K_256M = 'must be a whole number of bytes from 65536 to 268435456';
 const SUBJECT_PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 /** Variables every Herald service reads (SPEC 5). Each app extends this with its own. */
@@ -36,6 +38,13 @@ export class BaseConfig {
   @Transform(toNumber) @IsInt({ message: 'must be 1, 3 or 5' }) @IsIn([1, 3, 5], { message: 'must be 1, 3 or 5' })
   EVENTS_REPLICAS = 1;
 
+  /**
+   * Longest event message: a longer one is recorded as rejected unread. At most NATS's own largest
+   * payload (64 MiB); keep it at or below the server's max_payload (1 MiB by default).
+   */
+  @Transform(toNumber) @IsInt({ message: BYTES_1K_64M }) @Min(1024, { message: BYTES_1K_64M }) @Max(64 * 1024 * 1024, { message: BYTES_1K_64M })
+  EVENTS_MAX_MESSAGE_BYTES = EVENT_LIMITS.maxMessageBytes;
+
   @Matches(SUBJECT_PREFIX, { message: 'must be a NATS subject prefix without wildcards' })
   RPC_SUBJECT_PREFIX = DEFAULT_RPC_SUBJECT_PREFIX;
 
@@ -67,4 +76,12 @@ export class DatabaseConfig extends BaseConfig {
 
   @Transform(toNumber) @IsInt({ message: 'must be a whole number' }) @Min(1) @Max(5000)
   CONSUMER_BATCH_SIZE = 500;
+
+  /**
+   * Most bytes of event bodies in one batch, and so in one statement's parameters (a catch-up after
+   * an outage takes many batches, never one of hundreds of megabytes). A message larger than this
+   * still goes alone.
+   */
+  @Transform(toNumber) @IsInt({ message: BYTES_64K_256M }) @Min(64 * 1024, { message: BYTES_64K_256M }) @Max(256 * 1024 * 1024, { message: BYTES_64K_256M })
+  CONSUMER_BATCH_MAX_BYTES = 8 * 1024 * 1024;
 }

@@ -51,4 +51,14 @@ describe('loadConfig', () => {
   it('a bad DATABASE_URL is named', () => {
     expect(() => loadConfig(DatabaseConfig, { CONSUMER_NAME: 'x', DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL: must be a postgres:\/\/ URL/);
   });
+
+  it.each([
+    ['EVENTS_MAX_MESSAGE_BYTES', '1024', '1023'],
+    ['EVENTS_MAX_MESSAGE_BYTES', '67108864', '67108865'],
+    ['CONSUMER_BATCH_MAX_BYTES', '65536', '65535'],
+    ['CONSUMER_BATCH_MAX_BYTES', '268435456', '268435457'],
+  ])('%s takes %s and refuses %s, naming itself', (variable, atBound, pastBound) => {
+    expect(loadConfig(DatabaseConfig, { CONSUMER_NAME: 'x', [variable]: atBound })[variable as 'CONSUMER_BATCH_MAX_BYTES']).toBe(Number(atBound));
+    expect(() => loadConfig(DatabaseConfig, { CONSUMER_NAME: 'x', [variable]: pastBound })).toThrow(new RegExp(`${variable}: must be a whole number of bytes`));
+  });
 });

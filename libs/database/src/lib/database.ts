@@ -1,4 +1,4 @@
-import { Client } from 'pg';
+import { Client, ClientConfig } from 'pg';
 import { DataSource, DataSourceOptions, MigrationInterface } from 'typeorm';
 
 export type MigrationClass = new () => MigrationInterface;
@@ -17,6 +17,20 @@ export interface SchemaOptions {
   planCacheMode?: 'auto' | 'force_generic_plan' | 'force_custom_plan';
 }
 
+/**
+ * A pool's pg Client that always has an 'error' listener. pg reports a connection's death (the
+ * server's FATAL when a backend is terminated, a reset) as an event; pg-pool listens only while the
+ * client is idle and TypeORM only while a query runner holds it, so an error in between (a client
+ * being released as the server kills it) was an unhandled 'error' that crashed the process. The
+ * query in progress still fails with the error, and the pool discards the client.
+ */
+class PoolClient extends Client {
+  constructor(config?: string | ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
 export function dataSourceOptions(o: SchemaOptions): DataSourceOptions {
   return {
     type: 'postgres',
@@ -28,6 +42,7 @@ export function dataSourceOptions(o: SchemaOptions): DataSourceOptions {
     synchronize: false,
     logging: false,
     extra: {
+      Client: PoolClient,
       max: o.poolSize ?? 10,
       application_name: o.applicationName ?? `herald-${o.schema}`,
       ...(o.planCacheMode ? { options: `-c plan_cache_mode=${o.planCacheMode}` } : {}),
