@@ -146,10 +146,11 @@ export class DurableBatchConsumer {
       await this.jsm.consumers.update(o.stream, o.durableName, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending, filter_subject: config.filter_subject });
     }
     const consumer = await this.js.consumers.get(o.stream, o.durableName);
-    // Pulls are bounded by bytes (the client then asks for at most 100 messages a pull) rather than
-    // by count: with messages of up to EVENTS_MAX_MESSAGE_BYTES, a count alone let a catch-up hold
-    // a thousand of them, a gigabyte, in memory. The client allows one bound or the other, not both.
-    this.messages = await consumer.consume({ max_bytes: this.batchMaxBytes * 2 });
+    // Pulls are bounded by count, not by bytes: the client (3.4) accepts one bound or the other, and
+    // with `max_bytes` it stalls for two missed heartbeats (about 30 s) whenever the next message is
+    // larger than what is left of a pull's byte budget (status 409), which the bus fuzz found.
+    // Memory is bounded by the batch's bytes instead: reading pauses while a full batch waits.
+    this.messages = await consumer.consume({ max_messages: this.options.batchSize * 2 });
     this.loop = this.pull(this.messages);
   }
 
