@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { parseArgs } from 'node:util';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { EventPublisher } from '@herald/bus';
+import { EventPublisher, natsAuthConnectionOptions, natsAuthFrom } from '@herald/bus';
 import { BaseConfig, loadConfig } from '@herald/config';
 import { ActorType, EventInput, HeraldError } from '@herald/contracts';
 
@@ -38,7 +38,8 @@ export function eventFromArgs(argv: string[]): EventInput {
 async function main(): Promise<void> {
   const config = loadConfig(BaseConfig, process.env);
   const input = eventFromArgs(process.argv.slice(2));
-  const nc = await connect({ servers: config.natsServers });
+  // As a commerce service would connect: with the `publisher` user of docker/nats/nats.conf when NATS_USER is set.
+  const nc = await connect({ servers: config.natsServers, ...natsAuthConnectionOptions(natsAuthFrom(config)) });
   try {
     const { event, duplicate, seq } = await new EventPublisher(jetstream(nc), config.EVENTS_SUBJECT_PREFIX, config.EVENTS_MAX_MESSAGE_BYTES).publish(input);
     process.stdout.write(`${JSON.stringify({ id: event.id, type: event.type, seq, duplicate })}\n`);

@@ -36,13 +36,14 @@ export class GatewayConfig extends BaseConfig {
     return this.DEV_STAFF_KEY_ENABLED ?? !this.isProduction;
   }
 
-  validateCombination(): { variable: string; message: string }[] {
+  override validateCombination(): { variable: string; message: string }[] {
+    const problems = super.validateCombination();
     if (this.isProduction && this.DEV_STAFF_KEY_ENABLED) {
-      return [{ variable: 'DEV_STAFF_KEY_ENABLED', message: 'dev-staff-key must not be enabled when NODE_ENV=production' }];
+      problems.push({ variable: 'DEV_STAFF_KEY_ENABLED', message: 'dev-staff-key must not be enabled when NODE_ENV=production' });
     }
     if (this.API_KEYS_FILE && this.API_KEYS) {
-      return [{ variable: 'API_KEYS', message: 'set API_KEYS_FILE or API_KEYS, not both' }];
+      problems.push({ variable: 'API_KEYS', message: 'set API_KEYS_FILE or API_KEYS, not both' });
     }
-    return [];
+    return problems;
   }
 }

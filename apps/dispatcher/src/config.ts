@@ -66,8 +66,8 @@ export class DispatcherConfig extends DatabaseConfig {
   @Transform(toNumber) @IsInt({ message: 'must be a whole number from 0 to 100000' }) @Min(0) @Max(100_000)
   WEBHOOK_SENDER_QUEUE = 5000;
 
-  validateCombination(): { variable: string; message: string }[] {
-    const problems: { variable: string; message: string }[] = [];
+  override validateCombination(): { variable: string; message: string }[] {
+    const problems = super.validateCombination();
     if (this.isProduction && !this.WEBHOOK_SECRET_KEY) {
       problems.push({ variable: 'WEBHOOK_SECRET_KEY', message: 'is required when NODE_ENV=production' });
     }

@@ -1,4 +1,5 @@
 export * from './lib/bus.options';
+export * from './lib/nats-auth';
 export * from './lib/event-stream';
 export * from './lib/event-publisher';
 export * from './lib/batch-consumer';

@@ -1,3 +1,5 @@
+import { NatsAuthOptions, natsAuthFrom } from './nats-auth';
+
 export interface BusOptions {
   /** NATS servers. */
   servers: string[];
@@ -12,6 +14,8 @@ export interface BusOptions {
   replicas: number;
   /** EVENTS_MAX_MESSAGE_BYTES: the publisher refuses what the consumers would reject. */
   maxMessageBytes?: number;
+  /** Credentials and TLS; unset connects anonymously. */
+  auth?: NatsAuthOptions;
   /** Create or update the events stream at start-up (services that only do RPC skip it). */
   ensureStream?: boolean;
 }
@@ -19,7 +23,7 @@ export interface BusOptions {
 export const BUS_OPTIONS = Symbol('BUS_OPTIONS');
 
 /** Reads the bus part of any service config. */
-export function busOptionsFrom(config: {
+export function busOptionsFrom(config: Parameters<typeof natsAuthFrom>[0] & {
   natsServers: string[];
   EVENTS_STREAM: string;
   EVENTS_SUBJECT_PREFIX: string;
@@ -39,5 +43,6 @@ export function busOptionsFrom(config: {
     duplicateWindowSeconds: config.EVENTS_DUPLICATE_WINDOW_SECONDS,
     replicas: config.EVENTS_REPLICAS,
     maxMessageBytes: config.EVENTS_MAX_MESSAGE_BYTES,
+    auth: natsAuthFrom(config),
   };
 }

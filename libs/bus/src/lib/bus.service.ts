@@ -6,6 +6,7 @@ import { RpcContext } from '@herald/contracts';
 import { BatchConsumerOptions, BatchHandler, DurableBatchConsumer } from './batch-consumer';
 import { BUS_OPTIONS, BusOptions } from './bus.options';
 import { EventPublisher } from './event-publisher';
+import { natsAuthConnectionOptions } from './nats-auth';
 import { ensureEventStream } from './event-stream';
 import { RpcClient, RpcServer } from './rpc';
 
@@ -13,7 +14,7 @@ import { RpcClient, RpcServer } from './rpc';
 export async function openBus(options: BusOptions): Promise<{ nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager }> {
   // noAsyncTraces: the client otherwise captures a stack trace for every request, which costs more
   // than the request itself on the gateway's hot path; errors still carry their message and code.
-  const nc = await connect({ servers: options.servers, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500, noAsyncTraces: true });
+  const nc = await connect({ servers: options.servers, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500, noAsyncTraces: true, ...natsAuthConnectionOptions(options.auth) });
   const jsm = await jetstreamManager(nc);
   if (options.ensureStream !== false) await ensureEventStream(jsm, options);
   return { nc, js: jetstream(nc), jsm };

@@ -1,6 +1,7 @@
 import { DEFAULT_EVENTS_STREAM, DEFAULT_EVENTS_SUBJECT_PREFIX, DEFAULT_RPC_SUBJECT_PREFIX, EVENT_LIMITS } from '@herald/contracts';
 import { Transform } from 'class-transformer';
-import { IsIn, IsInt, IsString, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { IsReadableFile, natsConnectionProblems } from './nats-connection.config';
 import { toNumber } from './load-config';
 
 const NATS_URLS = /^(nats|tls|ws|wss):\/\/[^\s,]+(,\s*(nats|tls|ws|wss):\/\/[^\s,]+)*$/;
@@ -54,6 +55,51 @@ export class BaseConfig {
    */
   @Transform(toNumber) @IsInt({ message: 'must be a whole number of milliseconds from 1000 to 600000' }) @Min(1000) @Max(600_000)
   SHUTDOWN_TIMEOUT_MS = 25_000;
+
+  /**
+   * NATS authentication (all optional: unset connects anonymously, as `npm start`'s local server
+   * expects). One of user and password, a token, or a JWT credentials file; docker/nats/nats.conf
+   * has one user per service.
+   */
+  @IsOptional() @IsString()
+  NATS_USER?: string;
+
+  @IsOptional() @IsString()
+  NATS_PASSWORD?: string;
+
+  @IsOptional() @IsString()
+  NATS_TOKEN?: string;
+
+  /** A `.creds` file (user JWT and NKey seed), re-read at every reconnect so a rotated file is picked up. */
+  @IsOptional() @IsReadableFile()
+  NATS_CREDS_FILE?: string;
+
+  /** TLS: the CA that signed the server's certificate, and a client certificate and key when the server asks for one. */
+  @IsOptional() @IsReadableFile()
+  NATS_TLS_CA_FILE?: string;
+
+  @IsOptional() @IsReadableFile()
+  NATS_TLS_CERT_FILE?: string;
+
+  @IsOptional() @IsReadableFile()
+  NATS_TLS_KEY_FILE?: string;
+
+  /**
+   * Where replies (RPC answers, JetStream acks and pulled messages) arrive. Unset: `_INBOX.<NATS_USER>`
+   * with a user, else `_INBOX`. A prefix of its own per user lets the server allow each user only its
+   * own inboxes, so no client can read the replies another one gets (docker/nats/nats.conf).
+   */
+  @IsOptional() @Matches(SUBJECT_PREFIX, { message: 'must be a NATS subject prefix without wildcards' })
+  NATS_INBOX_PREFIX?: string;
+
+  get natsInboxPrefix(): string {
+    return this.NATS_INBOX_PREFIX ?? (this.NATS_USER ? `_INBOX.${this.NATS_USER}` : '_INBOX');
+  }
+
+  /** Settings that are valid alone but not together; subclasses add theirs to these. */
+  validateCombination(): { variable: string; message: string }[] {
+    return natsConnectionProblems(this);
+  }
 
   get natsServers(): string[] {
     return this.NATS_URL.split(',').map((s) => s.trim());
