@@ -57,7 +57,7 @@ describe('NATS authentication and TLS settings', () => {
   });
 
   it.each(['NATS_CREDS_FILE', 'NATS_TLS_CA_FILE', 'NATS_TLS_CERT_FILE', 'NATS_TLS_KEY_FILE'])('refuses a %s that does not exist or is a directory, naming the variable', (variable) => {
-    const pair = variable === 'NATS_TLS_CERT_FILE' ? { NATS_TLS_KEY_FILE: file('k.pem') } : variable === 'NATS_TLS_KEY_FILE' ? { NATS_TLS_CERT_FILE: file('c.pem') } : {};
+    const pair: Record<string, string> = variable === 'NATS_TLS_CERT_FILE' ? { NATS_TLS_KEY_FILE: file('k.pem') } : variable === 'NATS_TLS_KEY_FILE' ? { NATS_TLS_CERT_FILE: file('c.pem') } : {};
     expect(problems({ ...pair, [variable]: join(dir, 'missing.pem') })).toEqual([{ variable, message: expect.stringContaining('must be a readable file') }]);
     expect(problems({ ...pair, [variable]: dir })).toEqual([{ variable, message: expect.stringContaining(dir) }]);
   });
