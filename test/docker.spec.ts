@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -140,8 +140,26 @@ describe('docker/compose.yaml', () => {
 
   it('runs NATS with JetStream, Postgres, the migrations, the three services and a receiver', () => {
     expect(Object.keys(services).sort()).toEqual(['api-gateway', 'audit-writer', 'dispatcher', 'migrate', 'nats', 'postgres', 'receiver']);
-    expect(services.nats.command).toContain('-js');
     expect(services.postgres.image).toMatch(/^postgres:/);
+  });
+
+  it('runs NATS with the shipped docker/nats/nats.conf, and each service connects as its own user', () => {
+    const nats = services.nats;
+    const configPath = nats.command![nats.command!.indexOf('-c') + 1];
+    const mount = nats.volumes!.find((v) => v.split(':')[1] === configPath)!;
+    expect(resolve(composeDir, mount.split(':')[0])).toBe(join(root, 'docker/nats/nats.conf'));
+    expect(nats.command).toEqual(expect.arrayContaining(['-sd', '/data']));
+    expect(readFileSync(join(root, 'docker/nats/nats.conf'), 'utf8')).toMatch(/^jetstream: enabled$/m);
+    const serverEnv = Object.fromEntries(Object.entries(nats.environment ?? {}).map(([k, v]) => [k, interpolate(v)]));
+    expect(Object.keys(serverEnv).sort()).toEqual(['NATS_API_GATEWAY_PASSWORD', 'NATS_AUDIT_WRITER_PASSWORD', 'NATS_DISPATCHER_PASSWORD', 'NATS_PUBLISHER_PASSWORD']);
+    // The file is valid with exactly the environment compose gives the server (a missing password would stop it).
+    const check = spawnSync('nats-server', ['-c', join(root, 'docker/nats/nats.conf'), '-t'], { env: { PATH: process.env.PATH ?? '', ...serverEnv }, encoding: 'utf8' });
+    expect([check.status, check.stderr]).toEqual([0, expect.stringContaining('is valid')]);
+    for (const name of ['api-gateway', 'dispatcher', 'audit-writer'] as const) {
+      const env = services[name].environment!;
+      expect(env.NATS_USER).toBe(name);
+      expect(interpolate(env.NATS_PASSWORD)).toBe(serverEnv[`NATS_${name.replace('-', '_').toUpperCase()}_PASSWORD`]);
+    }
   });
 
   it('builds each Herald service from an existing Dockerfile target', () => {
