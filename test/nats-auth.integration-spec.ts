@@ -208,7 +208,7 @@ describe('NATS over TLS (NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE
     openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-subj', '/CN=Herald test CA', '-days', '1', '-out', 'ca.pem');
     issue('server', '/CN=127.0.0.1', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
     issue('client', '/CN=api-gateway', 'extendedKeyUsage=clientAuth\n');
-    copyFileSync(join(__dirname, '../docker/nats/nats.conf'), path('nats.conf'));
+    for (const f of ['nats.conf', 'herald-users.conf']) copyFileSync(join(__dirname, '../docker/nats', f), path(f));
     writeFileSync(path('tls.conf'), `include ./nats.conf\ntls {\n  cert_file: "${path('server.pem')}"\n  key_file: "${path('server-key.pem')}"\n  ca_file: "${path('ca.pem')}"\n  verify: true\n}\n`);
     nats = await NatsServerProcess.start(path('tls.conf'), SERVER_ENV, 'tls');
     env = await createTestEnv();
