@@ -174,7 +174,8 @@ describe('delivery across replicas and crashes', () => {
     expect(attempts).toHaveLength(2);
     for (const a of attempts) {
       expect(a.status_code).toBeNull();
-      expect(a.error).toMatch(/refused before sending: url resolves to a private, loopback, link-local or reserved address \(127\.0\.0\.1\)/);
+      // The tenant reads the rule; which internal address the name resolved to is only logged.
+      expect(a.error).toBe('refused before sending: url resolves to a private, loopback, link-local or reserved address');
     }
     expect(receiver.at('/private')).toHaveLength(0);
   });
