@@ -3,6 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
 import { parseAllDocuments } from 'yaml';
+import { BlockList, isIP } from 'node:net';
+import { BLOCKED_RANGES } from '../apps/dispatcher/src/webhooks/url-policy';
 import { ImageName, loadImageConfig, unknownVariables } from './deploy-config';
 
 /**
@@ -30,6 +32,7 @@ const dockerTargets = DockerfileParser.parse(readFileSync(join(root, 'docker/Doc
 const PLACEHOLDER_SECRETS: Record<string, string> = {
   DATABASE_URL: 'postgres://herald:secret@postgres.example:5432/herald',
   WEBHOOK_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
+  NATS_PASSWORD: 'a-nats-password',
 };
 
 function matches(selector: any, labels: Record<string, string>): boolean {
@@ -74,7 +77,7 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual([]);
     expect(new Set(objects.map((o) => o.kind))).toEqual(
-      new Set(['ConfigMap', 'Deployment', 'Service', 'Job', 'CronJob', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy', ...(overlay === 'development' ? ['Secret'] : [])]),
+      new Set(['ConfigMap', 'Deployment', 'Service', 'Ingress', 'Job', 'CronJob', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy', ...(overlay === 'development' ? ['Secret'] : [])]),
     );
     for (const o of objects) expect([o.kind, o.metadata.name, o.metadata.labels?.['app.kubernetes.io/part-of']]).toEqual([o.kind, o.metadata.name, 'herald']);
   });
@@ -131,7 +134,7 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
     expect(base(volume.secret.secretName)).toBe('herald-api-keys');
 
     for (const cm of all('ConfigMap')) {
-      for (const k of ['DATABASE_URL', 'WEBHOOK_SECRET_KEY', 'WEBHOOK_SECRET_KEYS', 'API_KEYS']) expect(cm.data).not.toHaveProperty(k);
+      for (const k of ['DATABASE_URL', 'WEBHOOK_SECRET_KEY', 'WEBHOOK_SECRET_KEYS', 'API_KEYS', 'NATS_PASSWORD', 'NATS_TOKEN']) expect(cm.data).not.toHaveProperty(k);
     }
     if (overlay === 'development') {
       // Every Secret a pod refers to is rendered, with the key it reads.
@@ -146,6 +149,41 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
       // Production Secrets are the operator's (docs/operations.md); nothing secret is in the repository.
       expect(all('Secret')).toEqual([]);
     }
+  });
+
+  it('connects each service (and the audit-prune job) to NATS as its own user, the password from the Secret herald-nats', () => {
+    const users: [K8sObject, string][] = [
+      [deployment('api-gateway'), 'api-gateway'],
+      [deployment('dispatcher'), 'dispatcher'],
+      [deployment('audit-writer'), 'audit-writer'],
+      [one('CronJob', 'herald-audit-prune'), 'audit-writer'],
+    ];
+    // The variables the shipped server config reads its passwords from.
+    const serverVariables = [...readFileSync(join(root, 'docker/nats/herald-users.conf'), 'utf8').matchAll(/password:\s*\$(\w+)/g)].map((m) => m[1]);
+    expect(serverVariables.sort()).toEqual(['NATS_API_GATEWAY_PASSWORD', 'NATS_AUDIT_WRITER_PASSWORD', 'NATS_DISPATCHER_PASSWORD', 'NATS_PUBLISHER_PASSWORD']);
+    for (const [o, user] of users) {
+      expect(environment(o).NATS_USER).toBe(user);
+      const ref = containerOf(o).env.find((e: any) => e.name === 'NATS_PASSWORD').valueFrom.secretKeyRef;
+      expect([ref.name.replace(/-[a-z0-9]{10}$/, ''), ref.key, ref.optional]).toEqual(['herald-nats', `NATS_${user.replace('-', '_').toUpperCase()}_PASSWORD`, undefined]);
+      expect(serverVariables).toContain(ref.key);
+    }
+    if (overlay === 'development') expect(Object.keys(one('Secret', all('Secret').find((x) => x.metadata.name.startsWith('herald-nats'))!.metadata.name).data).sort()).toEqual([...serverVariables].sort());
+  });
+
+  it('routes only /api from outside the cluster: /metrics, /healthz and /readyz are not exposed', () => {
+    const ingresses = all('Ingress');
+    expect(ingresses).toHaveLength(1);
+    const paths = ingresses.flatMap((i) => i.spec.rules.flatMap((r: any) => r.http.paths));
+    expect(paths).toEqual([{ path: '/api', pathType: 'Prefix', backend: { service: { name: 'api-gateway', port: { name: 'http' } } } }]);
+    expect(ingresses[0].spec.defaultBackend).toBeUndefined();
+    // The backend is the gateway's Service, and its named port exists.
+    expect(one('Service', 'api-gateway').spec.ports.map((p: any) => p.name)).toContain('http');
+    // Prefix matching is by whole path elements, so nothing but /api and /api/… is routed.
+    const routed = (url: string) => paths.some((p: any) => url === p.path || url.startsWith(`${p.path}/`));
+    for (const url of ['/metrics', '/healthz', '/readyz', '/', '/apix']) expect([url, routed(url)]).toEqual([url, false]);
+    for (const url of ['/api/webhooks', '/api/docs/ui']) expect(routed(url)).toBe(true);
+    // And no Service is exposed past the cluster some other way.
+    for (const svc of all('Service')) expect(svc.spec.type ?? 'ClusterIP').toBe('ClusterIP');
   });
 
   it('has a Service, an autoscaler and a disruption budget for each service', () => {
@@ -253,6 +291,21 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
       }
       const v4 = peers(internet('dispatcher')[0]).find((p: any) => p.ipBlock.cidr === '0.0.0.0/0').ipBlock;
       for (const closed of ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '127.0.0.0/8']) expect(v4.except).toContain(closed);
+    });
+
+    it("close to the dispatcher every range its URL policy refuses, in IPv4 and IPv6", () => {
+      const blocks = peers(rules('dispatcher', 'Egress').find((r) => peers(r).some((p: any) => p.ipBlock))).map((p: any) => p.ipBlock);
+      const closedBy = (r: (typeof BLOCKED_RANGES)[number]) =>
+        blocks.flatMap((b: any) => b.except ?? []).find((cidr: string) => {
+          const [net, prefix] = cidr.split('/');
+          if ((isIP(net) === 6 ? 'ipv6' : 'ipv4') !== r.family || Number(prefix) > r.prefix) return false;
+          const list = new BlockList();
+          list.addSubnet(net, Number(prefix), r.family);
+          return list.check(r.net, r.family);
+        });
+      const open = BLOCKED_RANGES.filter((r) => !closedBy(r)).map((r) => `${r.net}/${r.prefix}`);
+      expect(open).toEqual([]);
+      expect(blocks.map((b: any) => b.cidr).sort()).toEqual(['0.0.0.0/0', '::/0']);
     });
   });
 
