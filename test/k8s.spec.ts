@@ -319,3 +319,23 @@ describe.each(['development', 'production'])('k8s/overlays/%s', (overlay) => {
     }
   });
 });
+
+describe('k8s/nats/values.yaml (the official NATS Helm chart running Herald’s users)', () => {
+  /* eslint-disable @typescript-eslint/no-explicit-any -- Helm values are untyped YAML */
+  const values = parseAllDocuments(readFileSync(join(root, 'k8s/nats/values.yaml'), 'utf8'))[0].toJS() as any;
+  const users = readFileSync(join(root, 'docker/nats/herald-users.conf'), 'utf8');
+
+  it('runs a 3-node JetStream cluster and includes docker/nats/herald-users.conf', () => {
+    expect(values.config.jetstream.enabled).toBe(true);
+    expect(values.config.cluster).toMatchObject({ enabled: true, replicas: 3 });
+    expect(Object.entries(values.config.merge).filter(([k]) => k.endsWith('$include'))).toEqual([['00$include', 'herald-users.conf']]);
+    // The file the documented --set-file puts into the chart's ConfigMap under that name.
+    expect(readFileSync(join(root, 'k8s/nats/values.yaml'), 'utf8')).toContain("--set-file 'configMap.merge.data.herald-users\\.conf=docker/nats/herald-users.conf'");
+  });
+
+  it('gives the server every password variable the users file reads, from the Secret herald-nats', () => {
+    const variables = [...users.matchAll(/password:\s*\$(\w+)/g)].map((m) => m[1]).sort();
+    expect(Object.keys(values.container.env).sort()).toEqual(variables);
+    for (const v of variables) expect(values.container.env[v].valueFrom.secretKeyRef).toEqual({ name: 'herald-nats', key: v });
+  });
+});
