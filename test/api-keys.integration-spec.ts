@@ -109,6 +109,24 @@ describe('API keys (SPEC 2: configured, hashed, reloaded, created by a command)'
     }
   });
 
+  it('a key file reloaded in production with a key equal to dev-staff-key is refused like at start-up; the previous keys stay', async () => {
+    const prodFile = join(dir, 'prod-keys.json');
+    const prodEntry = { id: 'p', organizationId: 'acme', sha256: sha256Hex('hrld_prod_file'), permissions: ['*:*'] };
+    writeFileSync(prodFile, JSON.stringify([prodEntry]));
+    const prod = await ServiceProcess.start('api-gateway', env, { NODE_ENV: 'production', API_KEYS_FILE: prodFile, LOG_LEVEL: 'info' });
+    try {
+      const status = async (key: string) => (await fetch(`${prod.url}/api/webhooks`, { headers: { 'x-api-key': key } })).status;
+      expect(await status('hrld_prod_file')).toBe(200);
+      writeFileSync(prodFile, JSON.stringify([prodEntry, { ...prodEntry, id: 'smuggled', sha256: sha256Hex('dev-staff-key') }]));
+      await waitFor(() => prod.output.includes('a key equal to dev-staff-key must not be configured when NODE_ENV=production'), 10_000, 'the reload to be refused');
+      expect(prod.output).toContain('Key file reload failed');
+      expect(await status('dev-staff-key')).toBe(401);
+      expect(await status('hrld_prod_file')).toBe(200);
+    } finally {
+      await prod.kill('SIGTERM');
+    }
+  });
+
   it.each([
     [{ RATE_LIMIT_MAX: '-1' }, 'RATE_LIMIT_MAX'],
     [{ RATE_LIMIT_MAX: 'lots' }, 'RATE_LIMIT_MAX'],

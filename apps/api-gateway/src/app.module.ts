@@ -34,16 +34,15 @@ class KeysLifecycle implements OnApplicationShutdown {
 
 export function createKeyStore(config: GatewayConfig): ApiKeyStore {
   const logger = new Logger('ApiKeys');
-  const store = new ApiKeyStore(config.devStaffKeyEnabled, (err) => logger.error({ err: err.message }, 'Key file reload failed; previous keys stay in force'));
+  // In production a key equal to dev-staff-key would re-open the development key: refused at start
+  // and on every reload of the file.
+  const store = new ApiKeyStore(config.devStaffKeyEnabled, (err) => logger.error({ err: err.message }, 'Key file reload failed; previous keys stay in force'), config.isProduction);
   const variable = config.API_KEYS_FILE ? 'API_KEYS_FILE' : 'API_KEYS';
   try {
     if (config.API_KEYS_FILE) store.loadFile(config.API_KEYS_FILE);
     else store.load(config.API_KEYS ? parseKeys(config.API_KEYS, 'API_KEYS') : []);
   } catch (err) {
     throw new ConfigError([{ variable, message: (err as Error).message }]);
-  }
-  if (config.isProduction && store.containsDevKey()) {
-    throw new ConfigError([{ variable, message: 'a key equal to dev-staff-key must not be configured when NODE_ENV=production' }]);
   }
   return store;
 }

@@ -48,9 +48,13 @@ export interface Principal {
   permissions: string[];
 }
 
+export const DEV_KEY_IN_PRODUCTION = 'a key equal to dev-staff-key must not be configured when NODE_ENV=production';
+
 /**
  * The keys the gateway accepts: stored only as SHA-256, compared in constant time, reloaded when
- * the file changes (a bad new file is logged and the previous keys stay in force).
+ * the file changes (a bad new file is logged and the previous keys stay in force). With
+ * `refuseDevKey` (production) a document holding a key equal to dev-staff-key is refused, at start
+ * and at every reload alike.
  */
 export class ApiKeyStore {
   private entries: { hash: Buffer; principal: Principal }[] = [];
@@ -59,9 +63,12 @@ export class ApiKeyStore {
   constructor(
     private readonly devKeyEnabled: boolean,
     private readonly onReloadError: (err: Error) => void = () => undefined,
+    private readonly refuseDevKey = false,
   ) {}
 
   load(entries: ApiKeyEntry[]): void {
+    const dev = sha256Hex(DEV_STAFF_KEY);
+    if (this.refuseDevKey && entries.some((e) => e.sha256 === dev)) throw new Error(DEV_KEY_IN_PRODUCTION);
     const list = entries.map((e) => ({ hash: Buffer.from(e.sha256, 'hex'), principal: { keyId: e.id, organizationId: e.organizationId, permissions: e.permissions } }));
     if (this.devKeyEnabled) {
       list.push({ hash: Buffer.from(sha256Hex(DEV_STAFF_KEY), 'hex'), principal: { keyId: 'dev-staff-key', organizationId: DEFAULT_ORGANIZATION_ID, permissions: ['*:*'] } });
@@ -94,11 +101,5 @@ export class ApiKeyStore {
       if (timingSafeEqual(e.hash, hash) && !found) found = e.principal;
     }
     return found;
-  }
-
-  /** A key whose hash is dev-staff-key's would re-open the development key. */
-  containsDevKey(): boolean {
-    const dev = sha256Hex(DEV_STAFF_KEY);
-    return this.entries.some((e) => e.hash.toString('hex') === dev && e.principal.keyId !== 'dev-staff-key');
   }
 }
