@@ -1,11 +1,20 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { INestApplication } from '@nestjs/common';
 import { NatsConnection } from '@nats-io/nats-core';
+import { Client } from 'pg';
 import { EventPublisher } from '@herald/bus';
 import { Receiver, signatureValid } from './receiver';
 import { ServiceProcess, TestEnv, createTestEnv, migrate, publisherFor, startInProcess, urlOf, waitFor } from './stack';
+
+/** A secret as releases up to 0.1.0 stored it: `v1:`, AES-256-GCM without associated data. */
+function sealV1(key: Buffer, plain: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const ct = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+  return `v1:${Buffer.concat([iv, cipher.getAuthTag(), ct]).toString('base64')}`;
+}
 
 const KEY = { 'x-api-key': 'dev-staff-key', 'content-type': 'application/json' };
 const OLD_KEY = randomBytes(32).toString('base64');
@@ -134,6 +143,56 @@ describe('rotating WEBHOOK_SECRET_KEY: WEBHOOK_SECRET_KEYS and npm run webhook-s
     } finally {
       await dispatcher.kill('SIGTERM');
     }
+  });
+
+  it('secrets are bound to their webhook: v1 rows still sign until rotate re-encrypts them, and a ciphertext copied to another webhook opens nowhere', async () => {
+    await stopAll();
+    const url = await startDispatcherAndGateway({ WEBHOOK_SECRET_KEY: NEW_KEY });
+    const create = async (path: string, secret: string) => {
+      const res = await fetch(`${url}/api/webhooks`, { method: 'POST', headers: KEY, body: JSON.stringify({ url: receiver.url(path), events: ['inventory.afterAdjust'], secret }) });
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { data: { id: string } }).data.id;
+    };
+    const legacy = await create('/bound-legacy', 'whsec_bound_legacy_000001');
+    const victim = await create('/bound-victim', 'whsec_bound_victim_000001');
+    const copier = await create('/bound-copier', 'whsec_bound_copier_000001');
+    await stopAll();
+
+    const db = new Client({ connectionString: env.databaseUrl });
+    await db.connect();
+    try {
+      // As 0.1.0 stored it (no associated data), and the victim's ciphertext pasted into another row.
+      await db.query('update dispatch.webhooks set secret_ciphertext = $2 where id = $1', [legacy, sealV1(Buffer.from(NEW_KEY, 'base64'), 'whsec_bound_legacy_000001')]);
+      await db.query('update dispatch.webhooks set secret_ciphertext = (select secret_ciphertext from dispatch.webhooks where id = $2) where id = $1', [copier, victim]);
+    } finally {
+      await db.end();
+    }
+
+    const check = tool('check', { WEBHOOK_SECRET_KEY: NEW_KEY });
+    // (The unreadable count also holds the webhook of the test above, whose key is gone.)
+    expect(check.stdout).toContain(' unreadable; 1 in the v1 format, not bound to their webhook (rotate re-encrypts them)');
+    expect(check.stderr).toContain(copier);
+    expect(check.status).toBe(1);
+    const rotate = tool('rotate', { WEBHOOK_SECRET_KEY: NEW_KEY });
+    expect(rotate.stdout).toContain('0 under an earlier key (1 re-encrypted)');
+    const after = tool('check', { WEBHOOK_SECRET_KEY: NEW_KEY });
+    expect(after.stdout).toContain('; 0 in the v1 format');
+
+    const gateway = await startDispatcherAndGateway({ WEBHOOK_SECRET_KEY: NEW_KEY, WEBHOOK_RETRY_BASE_MS: '60000' });
+    const { event } = await publisher.publish({ type: 'inventory.afterAdjust', data: { id: 'stock-bound' } });
+    await waitFor(() => receiver.at('/bound-legacy').length >= 1 && receiver.at('/bound-victim').length >= 1, 20_000, 'the deliveries');
+    expect(signatureValid(receiver.at('/bound-legacy')[0], 'whsec_bound_legacy_000001')).toBe(true);
+    expect(signatureValid(receiver.at('/bound-victim')[0], 'whsec_bound_victim_000001')).toBe(true);
+    // The copied secret signs nothing: its attempt is recorded as failed, unsent.
+    const attempt = await waitFor(async () => {
+      const rows = ((await (await fetch(`${gateway}/api/webhooks/${copier}/deliveries`, { headers: KEY })).json()) as { data: Array<{ id: string; eventId: string }> }).data;
+      const d = rows.find((r) => r.eventId === event.id);
+      if (!d) return undefined;
+      const detail = ((await (await fetch(`${gateway}/api/deliveries/${d.id}`, { headers: KEY })).json()) as { data: { attempts: Array<{ error: string | null }> } }).data;
+      return detail.attempts[0];
+    }, 20_000, 'the copied secret’s attempt');
+    expect(attempt.error).toContain('cannot be decrypted with the configured keys');
+    expect(receiver.at('/bound-copier')).toHaveLength(0);
   });
 
   it('a WEBHOOK_SECRET_KEYS that is not a list of 32-byte base64 keys stops the dispatcher naming it', () => {

@@ -391,7 +391,7 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
   private async attempt(d: ClaimedDelivery, attemptNumber: number): Promise<AttemptResult> {
     let secret: string;
     try {
-      secret = this.secretOf(d.secret_ciphertext);
+      secret = this.secretOf(d.secret_ciphertext, d.webhook_id);
     } catch (err) {
       // Nothing can be signed: a failed attempt, so the retry policy runs (the keys may be fixed
       // meanwhile, e.g. a rollout that adds WEBHOOK_SECRET_KEYS) and the delivery ends `failed`
@@ -413,12 +413,15 @@ export class DeliverySender implements OnApplicationBootstrap, BeforeApplication
     });
   }
 
-  private secretOf(ciphertext: string): string {
-    let secret = this.secrets.get(ciphertext);
+  private secretOf(ciphertext: string, webhookId: string): string {
+    // Cached per webhook and ciphertext: a ciphertext copied into another webhook's row must not
+    // find the secret it opened for its own webhook here (the box binds secrets to webhook ids).
+    const cacheKey = `${webhookId}:${ciphertext}`;
+    let secret = this.secrets.get(cacheKey);
     if (secret === undefined) {
       if (this.secrets.size > 10_000) this.secrets.clear();
-      secret = this.box.decrypt(ciphertext);
-      this.secrets.set(ciphertext, secret);
+      secret = this.box.decrypt(ciphertext, webhookId);
+      this.secrets.set(cacheKey, secret);
     }
     return secret;
   }

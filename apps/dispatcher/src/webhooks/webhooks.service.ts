@@ -111,7 +111,7 @@ export class WebhooksService {
       const [row] = await query<WebhookRow>(
         `insert into dispatch.webhooks (id, organization_id, url, events, secret_ciphertext, is_active, metadata)
          values ($1, $2, $3, $4, $5, $6, $7) returning ${COLUMNS}`,
-        [id, ctx.organizationId, dto.url, dedupe(dto.events), this.box.encrypt(secret), dto.isActive ?? true, JSON.stringify(dto.metadata ?? {})],
+        [id, ctx.organizationId, dto.url, dedupe(dto.events), this.box.encrypt(secret, id), dto.isActive ?? true, JSON.stringify(dto.metadata ?? {})],
       );
       const view = toView(row);
       const event = this.changeEvent('webhooks.create', view, ctx);
