@@ -94,6 +94,16 @@ describe('NATS authentication and authorization with docker/nats/nats.conf', () 
     expect(r.output).toContain('Authorization Violation');
   });
 
+  it.each([
+    [{ NATS_USER: 'api-gateway' }, 'NATS_PASSWORD: is required with NATS_USER'],
+    [{ NATS_TLS_CA_FILE: '/nonexistent/ca.pem' }, 'NATS_TLS_CA_FILE: must be a readable file'],
+  ])('a service refuses to start with %j, naming the variable', (vars, message) => {
+    const r = runBuilt('api-gateway', { NATS_URL: nats.url, ...vars });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('api-gateway: Invalid configuration');
+    expect(r.output).toContain(message);
+  });
+
   it('the publisher user publishes events that are audited and delivered, signed, to a real receiver', async () => {
     const secret = 'whsec_nats_auth_receiver_secret';
     const created = await fetch(`${gatewayUrl}/api/webhooks`, {
@@ -230,5 +240,32 @@ describe('NATS over TLS (NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE
     gateway = await startInProcess('api-gateway', env, { ...vars, NATS_TLS_CERT_FILE: path('client.pem'), NATS_TLS_KEY_FILE: path('client-key.pem') });
     const ready = await fetch(`${urlOf(gateway)}/readyz`);
     expect(ready.status).toBe(200);
+  });
+});
+
+describe('NATS with a token (NATS_TOKEN)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-nats-token-'));
+  let nats: NatsServerProcess;
+  let env: TestEnv;
+  let gateway: INestApplication | undefined;
+
+  beforeAll(async () => {
+    writeFileSync(join(dir, 'token.conf'), 'jetstream: enabled\nauthorization { token: $HERALD_TEST_NATS_TOKEN }\n');
+    nats = await NatsServerProcess.start(join(dir, 'token.conf'), { HERALD_TEST_NATS_TOKEN: 'tok-3f9a1c' });
+    env = await createTestEnv();
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await env?.cleanup();
+    await nats?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a service connects with the token; without it, or with another, the server refuses', async () => {
+    gateway = await startInProcess('api-gateway', env, { ...DEFAULT_NAMES, NATS_URL: nats.url, NATS_TOKEN: 'tok-3f9a1c' });
+    expect((await fetch(`${urlOf(gateway)}/readyz`)).status).toBe(200);
+    await expect(connect({ servers: nats.url })).rejects.toBeInstanceOf(AuthorizationError);
+    await expect(connect({ servers: nats.url, token: 'another' })).rejects.toBeInstanceOf(AuthorizationError);
   });
 });
