@@ -126,6 +126,10 @@ describe('NATS authentication and authorization with docker/nats/nats.conf', () 
     // The gateway's own change (webhooks.create, published by the dispatcher's outbox) is audited too.
     const own = (await (await fetch(`${gatewayUrl}/api/audit?event=webhooks.create`, { headers: KEY })).json()) as { data: unknown[] };
     expect(own.data.length).toBeGreaterThan(0);
+    // Everything the services did for that (stream, consumers, pulls, acks, outbox, RPC and replies)
+    // was within their permissions: the server logs any violation, and there was none yet.
+    expect(nats.output).toContain('Server is ready');
+    expect(nats.output.split('\n').filter((l) => / Violation - /.test(l))).toEqual([]);
   });
 
   it('the publisher user can neither send nor receive RPC, read other inboxes, nor publish Herald’s own events', async () => {
@@ -154,6 +158,8 @@ describe('NATS authentication and authorization with docker/nats/nats.conf', () 
       ]),
     );
     for (const s of [rpcSub, queueSub, inboxSub]) expect(s.isClosed()).toBe(true);
+    // The server logs each one too (what the check of the services' own traffic above relies on).
+    await waitFor(() => nats.output.includes('Publish Violation - User "publisher", Subject "herald.rpc.dispatcher.webhooks.list"'), 5000, 'the server to log the violation');
   });
 
   it('the gateway works end to end under its user, and can only ask, not answer or publish events', async () => {
