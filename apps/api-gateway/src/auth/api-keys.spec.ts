@@ -27,8 +27,10 @@ describe('ApiKeyStore and dev-staff-key in production', () => {
     store.loadFile(file, 20);
     try {
       expect(store.authenticate('hrld_prod')).toMatchObject({ keyId: 'prod' });
+      // watchFile takes its first stat asynchronously: a change before it would be its baseline.
+      await new Promise((r) => setTimeout(r, 200));
       writeFileSync(file, JSON.stringify([entry('prod', 'hrld_prod'), entry('sneaky', 'dev-staff-key')]));
-      for (let i = 0; i < 200 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 500 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(errors.map((e) => e.message)).toContain(DEV_KEY_IN_PRODUCTION);
       expect(store.authenticate('dev-staff-key')).toBeNull();
       expect(store.authenticate('hrld_prod')).toMatchObject({ keyId: 'prod' });
