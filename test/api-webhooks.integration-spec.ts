@@ -96,9 +96,11 @@ describe('webhooks API (SPEC 2)', () => {
       const row = rows[0] as Record<string, unknown>;
       expect(JSON.stringify(row)).not.toContain(secret);
       const stored = String(row.secret_ciphertext);
-      expect(stored).toMatch(/^v1:/);
+      // v2: bound to the webhook id as associated data (docs/operations.md, webhook secrets).
+      expect(stored).toMatch(/^v2:/);
       const buf = Buffer.from(stored.slice(3), 'base64');
       const decipher = createDecipheriv('aes-256-gcm', SECRET_KEY, buf.subarray(0, 12));
+      decipher.setAAD(Buffer.from(`herald:webhook-secret:v2:${data(r).id}`, 'utf8'));
       decipher.setAuthTag(buf.subarray(12, 28));
       expect(Buffer.concat([decipher.update(buf.subarray(28)), decipher.final()]).toString('utf8')).toBe(secret);
     });
@@ -131,11 +133,23 @@ describe('webhooks API (SPEC 2)', () => {
       ['AWS metadata IPv6', 'http://[fd00:ec2::254]/h'],
       ['IPv4-mapped IPv6 loopback', 'http://[::ffff:127.0.0.1]/h'],
       ['IPv4-mapped IPv6 metadata', 'http://[::ffff:169.254.169.254]/h'],
+      ['6to4 of the metadata address', 'http://[2002:a9fe:a9fe::1]/h'],
+      ['Teredo', 'http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/h'],
+      ['local-use NAT64', 'http://[64:ff9b:1::a9fe:a9fe]/h'],
+      ['IPv4-compatible IPv6', 'http://[::a9fe:a9fe]/h'],
+      ['IPv4-translated IPv6', 'http://[::ffff:0:a9fe:a9fe]/h'],
     ])('422 on url: %s', async (_what, url) => {
       const r = await create({ url, events: ['orders.create'] });
       expect(r.status).toBe(422);
       expect(r.body.error!.code).toBe('VALIDATION_FAILED');
       expect(r.body.error!.details!.map((d) => d.field)).toContain('url');
+    });
+
+    it('a refused address is not echoed back: the 422 names the rule', async () => {
+      const r = await create({ url: 'http://localhost:8080/h', events: ['orders.create'] });
+      expect(r.status).toBe(422);
+      expect(r.body.error!.details).toEqual([{ field: 'url', message: 'url resolves to a private, loopback, link-local or reserved address' }]);
+      expect(JSON.stringify(r.body)).not.toContain('127.0.0.1');
     });
 
     it.each(['https://93.184.215.14/h', 'http://93.184.215.14:8080/h?x=1', 'https://[2606:4700::1111]/h'])('accepts the public URL %s (http allowed outside production)', async (url) => {
