@@ -132,6 +132,26 @@ describe('NATS authentication and authorization with docker/nats/nats.conf', () 
     expect(nats.output.split('\n').filter((l) => / Violation - /.test(l))).toEqual([]);
   });
 
+  it('the tools connect as their users too: publish-event as publisher, audit-prune as the audit-writer', async () => {
+    const tool = (name: string, args: string[], vars: Record<string, string>) =>
+      spawnSync(process.execPath, [join(__dirname, `../dist/tools/${name}.js`), ...args], { env: { PATH: process.env.PATH ?? '', ...env.vars, ...vars }, encoding: 'utf8', timeout: 30_000 });
+    const published = tool('publish-event', ['orders.create', '{"id":"o-from-the-tool"}'], serviceVars('publisher'));
+    expect([published.status, published.stderr]).toEqual([0, '']);
+    const { id } = JSON.parse(published.stdout) as { id: string };
+    const pruned = tool('audit-prune', ['--before', '2001-01-01'], serviceVars('audit-writer'));
+    expect([pruned.status, pruned.stderr]).toEqual([0, '']);
+    for (const [event, match] of [['orders.create', (e: { eventId: string }) => e.eventId === id], ['audit.prune', () => true]] as const) {
+      await waitFor(async () => {
+        const body = (await (await fetch(`${gatewayUrl}/api/audit?event=${event}`, { headers: KEY })).json()) as { data: { eventId: string }[] };
+        return body.data.some(match);
+      }, 20_000, `the ${event} event to be audited`);
+    }
+    // Without its user, the tool is refused.
+    const anonymous = tool('publish-event', ['orders.create', '{"id":"o-anon"}'], { ...DEFAULT_NAMES, NATS_URL: nats.url });
+    expect(anonymous.status).toBe(1);
+    expect(anonymous.stderr).toContain('Authorization Violation');
+  });
+
   it('the publisher user can neither send nor receive RPC, read other inboxes, nor publish Herald’s own events', async () => {
     const nc = await as('publisher');
     const seen = violations(nc);
