@@ -227,7 +227,8 @@ describe('NATS authentication and authorization with docker/nats/nats.conf', () 
  * asks clients for theirs; certificates made here with openssl.
  */
 describe('NATS over TLS (NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-nats-tls-'));
+  // Made in beforeAll, so a run that skips these tests leaves nothing behind.
+  let dir: string;
   const path = (f: string) => join(dir, f);
   let nats: NatsServerProcess;
   let env: TestEnv;
@@ -241,6 +242,7 @@ describe('NATS over TLS (NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE
   }
 
   beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'herald-nats-tls-'));
     openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-subj', '/CN=Herald test CA', '-days', '1', '-out', 'ca.pem');
     issue('server', '/CN=127.0.0.1', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
     issue('client', '/CN=api-gateway', 'extendedKeyUsage=clientAuth\n');
@@ -254,7 +256,7 @@ describe('NATS over TLS (NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE
     await gateway?.close();
     await env?.cleanup();
     await nats?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('the gateway connects with its user, the CA and a client certificate; without the certificate the server refuses', async () => {
@@ -270,12 +272,13 @@ describe('NATS over TLS (NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE
 });
 
 describe('NATS with a token (NATS_TOKEN)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-nats-token-'));
+  let dir: string;
   let nats: NatsServerProcess;
   let env: TestEnv;
   let gateway: INestApplication | undefined;
 
   beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'herald-nats-token-'));
     writeFileSync(join(dir, 'token.conf'), 'jetstream: enabled\nauthorization { token: $HERALD_TEST_NATS_TOKEN }\n');
     nats = await NatsServerProcess.start(join(dir, 'token.conf'), { HERALD_TEST_NATS_TOKEN: 'tok-3f9a1c' });
     env = await createTestEnv();
@@ -285,7 +288,7 @@ describe('NATS with a token (NATS_TOKEN)', () => {
     await gateway?.close();
     await env?.cleanup();
     await nats?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('a service connects with the token; without it, or with another, the server refuses', async () => {
