@@ -11,6 +11,7 @@ describe('isInfrastructureError', () => {
     [new Error('Connection terminated unexpectedly')],
     [new Error('Query read timeout')],
     [new Error('timeout exceeded when trying to connect')],
+    [new Error('Query runner already released. Cannot run queries anymore.')],
     [{ message: 'Query failed', driverError: { code: '57P03', message: 'the database system is starting up' } }],
     [{ message: 'wrapped', cause: new Error('Connection terminated due to connection timeout') }],
   ])('%j is the infrastructure', (err) => expect(isInfrastructureError(err)).toBe(true));

@@ -12,9 +12,13 @@ const INFRASTRUCTURE_CODES = new Set(['40001', '40P01', '55P03', '25P03', '3D000
 /** Node's socket errors, and DNS while it cannot answer. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN']);
 
-/** What node-postgres and TypeORM throw, without a code, when the connection is gone or never came. */
+/**
+ * What node-postgres and TypeORM throw, without a code, when the connection is gone or never came
+ * (TypeORM releases a query runner whose connection died, and its next statement throws "Query
+ * runner already released").
+ */
 const CLIENT_MESSAGES =
-  /^(Connection terminated|Query read timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end|Connection is not established|Connection with postgres database is not established)/;
+  /^(Connection terminated|Query read timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end|Connection is not established|Connection with postgres database is not established|Query runner already released)/;
 
 /**
  * True when `err` is a failure of the infrastructure (connection lost or refused, timeout, server
