@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppModule, createKeyStore } from './app.module';
 import { GatewayConfig } from './config';
 import { setupOpenApi } from './docs/openapi';
+import { HTTP_EDGE_OPTIONS, MAX_PARAM_LENGTH, answerAfterBody } from './errors/http-edge';
 import { serializeReply } from './rpc/rpc-reply.serializer';
 
 /** 1 MiB: a larger body is a 413 before it is read (Fastify checks content-length, then counts). */
@@ -37,8 +38,8 @@ export async function startGateway(config: GatewayConfig): Promise<INestApplicat
   const logging = fastifyRequestLogging('api-gateway', config.LOG_LEVEL, { flushEveryMs: LOG_FLUSH_MS });
   return startApp(AppModule.register(config, keys, logging.params), {
     port: config.PORT,
-    // `/api/webhooks/` is `/api/webhooks`, as it was on Express.
-    fastify: { ...logging.fastify, bodyLimit: BODY_LIMIT_BYTES, routerOptions: { ignoreTrailingSlash: true } },
+    // `/api/webhooks/` is `/api/webhooks`, as it was on Express. A longer parameter is a 404: no id is longer.
+    fastify: { ...logging.fastify, ...HTTP_EDGE_OPTIONS, bodyLimit: BODY_LIMIT_BYTES, routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH } },
     configure: (app) => {
       const fastify = app.getHttpAdapter().getInstance();
       // The request id is set before anything can fail, so every response carries it (404s too).
@@ -46,6 +47,8 @@ export async function startGateway(config: GatewayConfig): Promise<INestApplicat
         reply.header(REQUEST_ID_HEADER, request.id);
         done();
       });
+      // A body not read (over the limit, or sent where none is taken) is read before the answer goes out.
+      fastify.addHook('onSend', answerAfterBody);
       // Set by the auth guard; declared up front so every request object keeps one shape.
       fastify.decorateRequest('principal', null);
       // Before the routes exist (they are registered at listen): each route keeps the serializer it was made with.
