@@ -125,6 +125,24 @@ describe('the error contract (SPEC 2 table)', () => {
       expect(res.status).toBe(200);
     });
 
+    it.each([
+      ['nested 33 levels deep', `{"url":"http://127.0.0.1:9/h","events":["*"],"metadata":${'{"a":'.repeat(33)}1${'}'.repeat(33)}}`, 'metadata.a.a'],
+      ['nested 100,000 levels deep', `[${'['.repeat(100_000)}${']'.repeat(100_000)}]`, '0.0.0'],
+      ['holding U+0000', '{"url":"http://127.0.0.1:9/h","events":["*"],"metadata":{"note":"a\\u0000b"}}', 'metadata.note'],
+      ['holding a lone surrogate in a key', '{"url":"http://127.0.0.1:9/h","events":["*"],"metadata":{"\\ud800":1}}', 'metadata.\ufffd'],
+    ])('422 VALIDATION_FAILED for a body %s, which no service could store (was a 500)', async (_what, body, field) => {
+      const e = await errorOf(await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme }, body }), 422, 'VALIDATION_FAILED');
+      expect(e.details![0].field.startsWith(field)).toBe(true);
+    });
+
+    it('U+0000 in a path parameter is a 404, in a query value a 422 (were 500s); a surrogate in the path is a malformed URL', async () => {
+      await errorOf(await fetch(`${stack.url}/api/deliveries/x%00/retry`, { method: 'POST', headers: { 'x-api-key': KEYS.acme } }), 404, 'NOT_FOUND');
+      await errorOf(await get('/api/audit/order/a%00b', { 'x-api-key': KEYS.acme }), 404, 'NOT_FOUND');
+      await errorOf(await get('/api/audit/order/a%ED%A0%80', { 'x-api-key': KEYS.acme }), 400, 'BAD_REQUEST');
+      const e = await errorOf(await get('/api/audit?entityId=a%00b', { 'x-api-key': KEYS.acme }), 422, 'VALIDATION_FAILED');
+      expect(e.details).toEqual([{ field: 'entityId', message: expect.stringContaining('U+0000') }]);
+    });
+
     it.each([';;;', 'text', 'a/b/c', ''])('400 BAD_REQUEST for the content-type %j, which is no media type', async (type) => {
       const res = await rawRequest(stack.url, head('POST', '/api/webhooks', { 'content-type': type, 'content-length': 2 }), Buffer.from('{}'));
       envelopeOf(res, 400, 'BAD_REQUEST');

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ErrorCode, HeraldError, REQUEST_ID_HEADER } from '@herald/contracts';
 import type { FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
@@ -78,33 +79,20 @@ function clientErrorMessage(code: string | undefined): string {
   }
 }
 
-/**
- * Fastify's `clientErrorHandler`: Node's HTTP parser refused the bytes (an unknown method, a broken
- * request line or header, headers over the limit, or too slow). There is no request to answer
- * through Fastify, so the answer is written to the socket. Always 400 `BAD_REQUEST`: SPEC 2's
- * table has no 408, 431 or 501, and one status per code keeps clients simple.
- *
- * Then a lingering close: our side ends (FIN) after the answer, and the socket stays readable, so
- * a client still sending does not get a reset that would swallow the answer. Node keeps feeding
- * what arrives to its failed parser, which calls this again for each chunk (then the socket is no
- * longer writable and this returns); the socket is destroyed when the client ends or the bounds
- * are reached.
- */
 const answeredAt = new WeakMap<Socket, number>();
 
-function answerClientError(error: Error & { code?: string }, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  if (!socket.writable) {
-    if (socket.bytesRead - (answeredAt.get(socket) ?? 0) > DRAIN_MAX_BYTES) socket.destroy();
-    return;
-  }
-  // A pipelined request fails while the previous answer is being written: it cannot be interleaved.
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (inFlight?.headersSent) return void socket.destroy();
-  const body = envelope(new HeraldError(ErrorCode.BadRequest, clientErrorMessage(error.code)));
+/**
+ * Writes a whole response to a socket no Fastify request owns, then closes it gently: our side
+ * ends (FIN) after the answer and the socket stays readable, so a client still sending does not
+ * get a reset that would swallow the answer. It is destroyed when the client ends, or after the
+ * bounds (`answerClientError` counts the bytes).
+ */
+function answerOnSocket(socket: Socket, err: HeraldError): void {
+  const body = envelope(err);
+  const status = statusOf(err.code);
   // `req_<uuid>`, as `requestIdOf` makes them: the client's header could not be read.
   const head = [
-    'HTTP/1.1 400 Bad Request',
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
     'content-type: application/json; charset=utf-8',
     `content-length: ${Buffer.byteLength(body)}`,
     `${REQUEST_ID_HEADER}: req_${randomUUID()}`,
@@ -116,8 +104,45 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
   setTimeout(() => socket.destroySoon(), DRAIN_MAX_MS).unref();
 }
 
+/**
+ * Fastify's `clientErrorHandler`: Node's HTTP parser refused the bytes (an unknown method, a broken
+ * request line or header, headers over the limit, or too slow). There is no request to answer
+ * through Fastify, so the answer is written to the socket. Always 400 `BAD_REQUEST`: SPEC 2's
+ * table has no 408, 431 or 501, and one status per code keeps clients simple.
+ *
+ * Node keeps feeding what arrives after the answer to its failed parser, which calls this again for
+ * each chunk: the socket is no longer writable then, and this only counts the bytes.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  if (!socket.writable) {
+    if (socket.bytesRead - (answeredAt.get(socket) ?? 0) > DRAIN_MAX_BYTES) socket.destroy();
+    return;
+  }
+  // A pipelined request fails while the previous answer is being written: it cannot be interleaved.
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (inFlight?.headersSent) return void socket.destroy();
+  answerOnSocket(socket, new HeraldError(ErrorCode.BadRequest, clientErrorMessage(error.code)));
+}
+
 /** The Fastify options that put these errors in SPEC 2's envelope. */
 export const HTTP_EDGE_OPTIONS: Pick<FastifyServerOptions, 'frameworkErrors' | 'clientErrorHandler'> = {
   frameworkErrors: answerFrameworkError,
   clientErrorHandler: answerClientError,
 };
+
+/**
+ * The two requests Node answers (or drops) before Fastify sees them. `CONNECT` (a proxy tunnel) is
+ * handed to a `connect` listener, and without one Node destroys the socket: a reset; Herald routes
+ * no such method, so it is a 404 like any other unrouted method. An `Expect` other than
+ * `100-continue` gets Node's bare 417; RFC 9110 (10.1.1) lets a server ignore it, so the request
+ * is served as if it had none.
+ */
+export function answerOutsideFastify(server: Server): void {
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    answerOnSocket(socket, new HeraldError(ErrorCode.NotFound, 'No such route.'));
+    // Node has handed the socket over raw: read (and drop) what follows, so its end is seen.
+    socket.resume();
+  });
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res));
+}
