@@ -16,6 +16,10 @@ import { HERALD_HINTS } from './generators';
  */
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const P2_RUNS = Math.max(20, Math.round(RUNS / 10));
+const P3_RUNS = Math.max(40, Math.round(RUNS / 5));
+/** Jest's timeout for a property of `runs` runs of about `msEach` (with room for a loaded machine). */
+const timeoutFor = (runs: number, msEach: number) => 30_000 + runs * msEach;
 const REPLAY = `FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} npx jest test/fuzz/api-fuzz.integration-spec.ts`;
 
 /** A key with every permission in a second organization, so audit scoping is tested too. */
@@ -89,7 +93,7 @@ describe(`REST fuzz (seed ${SEED}, ${RUNS} requests; replay: ${REPLAY})`, () => 
 
   it('every answer is a success body or the error envelope with its status; never a 5xx or a reset', async () => {
     await check(requestFrom(doc, ALL_KEYS, () => created), async (req) => void (await send(req)), RUNS);
-  });
+  }, timeoutFor(RUNS, 20));
 
   describe('a write that fails changes nothing', () => {
     /** Everything a write can change: webhooks (all organizations, soft deletes), deliveries, events. */
@@ -108,7 +112,7 @@ describe(`REST fuzz (seed ${SEED}, ${RUNS} requests; replay: ${REPLAY})`, () => 
         const now = await snapshot();
         const stable = now === last && JSON.parse(now).outbox === '0';
         last = now;
-        if (!stable) await new Promise((r) => setTimeout(r, 40));
+        if (!stable) await new Promise((r) => setTimeout(r, 25));
         return stable && now;
       }, 10_000, 'events to settle');
     }
@@ -125,9 +129,9 @@ describe(`REST fuzz (seed ${SEED}, ${RUNS} requests; replay: ${REPLAY})`, () => 
           const after = await settled();
           if (after !== before) throw new Error(`data changed after a ${res.status}: ${before} -> ${after}\n  request: ${describeRequest(req)}`);
         },
-        Math.max(20, Math.round(RUNS / 10)),
+        P2_RUNS,
       );
-    });
+    }, timeoutFor(P2_RUNS, 400));
   });
 
   describe('organization scoping', () => {
@@ -166,8 +170,8 @@ describe(`REST fuzz (seed ${SEED}, ${RUNS} requests; replay: ${REPLAY})`, () => 
           const rowNow = await rowOf();
           if (rowNow !== rowBefore) throw new Error(`acme's webhook or delivery changed\n  request: ${describeRequest(req)}`);
         },
-        Math.max(40, Math.round(RUNS / 5)),
+        P3_RUNS,
       );
-    });
+    }, timeoutFor(P3_RUNS, 60));
   });
 });

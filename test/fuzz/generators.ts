@@ -130,10 +130,12 @@ const numberEdges = (s: JsonSchema) => {
 /**
  * JSON text for a JSON Schema (as in an OpenAPI document): mostly what the schema asks, sometimes
  * not (a wrong type, a hostile value, a missing required field, an unknown or `__proto__` key), so
- * both the accepting and the refusing paths are walked.
+ * both the accepting and the refusing paths are walked. `validOnly` (with hints that give valid
+ * values) keeps to what the schema asks, so requests also get past validation to the services.
  */
-export function fromSchema(schema: JsonSchema, components: Record<string, JsonSchema>, hints: FieldHints = {}, name = '', depth = 0): fc.Arbitrary<string> {
-  if (schema.$ref) return fromSchema(components[schema.$ref.split('/').pop()!] ?? {}, components, hints, name, depth);
+export function fromSchema(schema: JsonSchema, components: Record<string, JsonSchema>, hints: FieldHints = {}, name = '', depth = 0, validOnly = false): fc.Arbitrary<string> {
+  const recurse = (s: JsonSchema, n: string) => fromSchema(s, components, hints, n, depth + 1, validOnly);
+  if (schema.$ref) return fromSchema(components[schema.$ref.split('/').pop()!] ?? {}, components, hints, name, depth, validOnly);
   const wrong = fc.oneof(scalarText, jsonText(2));
   let right: fc.Arbitrary<string>;
   if (hints[name]) right = jsonString(hints[name]);
@@ -142,21 +144,25 @@ export function fromSchema(schema: JsonSchema, components: Record<string, JsonSc
     const props = schema.properties;
     const required = new Set(schema.required ?? []);
     const fields = Object.keys(props).map((key) =>
-      fc.option(fromSchema(props[key], components, hints, key, depth + 1).map((v): [string, string] => [key, v]), { freq: required.has(key) ? 12 : 2, nil: undefined }),
+      validOnly && required.has(key)
+        ? recurse(props[key], key).map((v): [string, string] | undefined => [key, v])
+        : fc.option(recurse(props[key], key).map((v): [string, string] => [key, v]), { freq: required.has(key) ? 12 : 2, nil: undefined }),
     );
     const extra = fc.array(fc.tuple(hostileKey, scalarText), { maxLength: 2 });
-    right = fc.tuple(fc.tuple(...fields), fc.oneof({ weight: 6, arbitrary: fc.constant([] as [string, string][]) }, { weight: 1, arbitrary: extra })).map(([f, e]) =>
+    right = fc.tuple(fc.tuple(...fields), validOnly ? fc.constant([] as [string, string][]) : fc.oneof({ weight: 6, arbitrary: fc.constant([] as [string, string][]) }, { weight: 1, arbitrary: extra })).map(([f, e]) =>
       objectText([...f.filter((x): x is [string, string] => x !== undefined), ...e]),
     );
   } else if (schema.type === 'object') {
-    right = fc.oneof({ weight: 5, arbitrary: fc.array(fc.tuple(hostileKey, jsonText(2)), { maxLength: 6 }).map(objectText) }, { weight: 1, arbitrary: deepNesting });
+    right = validOnly
+      ? fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string(), fc.integer(), fc.boolean()), { maxKeys: 4 }).map((o) => JSON.stringify(o))
+      : fc.oneof({ weight: 5, arbitrary: fc.array(fc.tuple(hostileKey, jsonText(2)), { maxLength: 6 }).map(objectText) }, { weight: 1, arbitrary: deepNesting });
   } else if (schema.type === 'array') {
-    right = fc.array(fromSchema(schema.items ?? {}, components, hints, `${name}[]`, depth + 1), { maxLength: 4 }).map((items) => `[${items.join(',')}]`);
+    right = fc.array(recurse(schema.items ?? {}, `${name}[]`), { minLength: validOnly ? 1 : 0, maxLength: 4 }).map((items) => `[${items.join(',')}]`);
   } else if (schema.type === 'boolean') right = fc.constantFrom('true', 'false');
   else if (schema.type === 'number' || schema.type === 'integer') right = numberEdges(schema);
   else if (schema.type === 'string') right = jsonString(fc.oneof(schema.example !== undefined ? fc.constant(String(schema.example)) : fc.string(), hostileString()));
   else right = jsonText(2);
-  return fc.oneof({ weight: 8, arbitrary: right }, { weight: 1, arbitrary: wrong });
+  return validOnly ? right : fc.oneof({ weight: 8, arbitrary: right }, { weight: 1, arbitrary: wrong });
 }
 
 /** What a query parameter of this schema gets: values in and out of its range, and hostile ones. */
@@ -192,4 +198,11 @@ export const HERALD_HINTS: FieldHints = {
   to: dateEdge,
   event: eventSelector,
   entityType: fc.constantFrom('order', 'webhook', 'catalog', ''),
+};
+
+/** Hints that give only values Herald accepts, for requests meant to succeed. */
+export const VALID_HINTS: FieldHints = {
+  url: fc.constantFrom('http://127.0.0.1:9/hook', 'https://127.0.0.1:9/h?x=1', 'http://[::1]:9/h', 'http://localhost:9/h'),
+  'events[]': fc.constantFrom(...DELIVERABLE_EVENT_TYPES, '*', ...DELIVERABLE_MODULES.map((m) => `${m}.*`)),
+  secret: fc.string({ unit: 'grapheme-ascii', minLength: 16, maxLength: 64 }),
 };
