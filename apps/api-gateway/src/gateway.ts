@@ -7,7 +7,7 @@ import { GatewayConfig } from './config';
 import { setupOpenApi } from './docs/openapi';
 import { HTTP_EDGE_OPTIONS, MAX_PARAM_LENGTH, answerAfterBody, answerOutsideFastify } from './errors/http-edge';
 import { serializeReply } from './rpc/rpc-reply.serializer';
-import { bodyProblem, refuseUnstorableInput } from './validation/storable-input';
+import { depthProblem, refuseUnstorableInput, unstorableAt } from './validation/storable-input';
 
 /** 1 MiB: a larger body is a 413 before it is read (Fastify checks content-length, then counts). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -18,7 +18,8 @@ const LOG_FLUSH_MS = 200;
 /**
  * Every body is read as JSON, whatever its content-type (SPEC 2): an object or an array, or an
  * empty body as `{}`; anything else is a 400. Strict like Express's JSON parser was: a bare string
- * or number is not a request body. A body Herald cannot store (`bodyProblem`) is a 422.
+ * or number is not a request body. A body Herald cannot store (too deep, or U+0000 or a lone
+ * surrogate in a key or string: `validation/storable-input.ts`) is a 422.
  */
 export function parseJsonBody(_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void): void {
   if (body.length === 0) return done(null, {});
@@ -30,7 +31,7 @@ export function parseJsonBody(_req: FastifyRequest, body: string, done: (err: Er
   } catch {
     return done(new HeraldError(ErrorCode.BadRequest, 'The request body is not valid JSON.'));
   }
-  const problem = bodyProblem(value);
+  const problem = depthProblem(body) ?? unstorableAt(value);
   if (problem) return done(HeraldError.validation([problem]));
   done(null, value);
 }

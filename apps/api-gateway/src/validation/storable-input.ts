@@ -1,48 +1,45 @@
-import { ErrorCode, FieldError, HeraldError } from '@herald/contracts';
+import { ErrorCode, FieldError, HeraldError, jsonDepth, unstorable } from '@herald/contracts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /**
- * Input every later step can hold, checked once at the edge: the DTO classes validate fields one
- * by one, but these rules hold for every string and every level of a request, so they are checked
- * here, where a request comes in, instead of in each service that stores it. Each was a 500 the
- * fuzz suite (test/fuzz) found.
+ * Input every later step can hold, checked once where a request comes in: the DTO classes validate
+ * fields one by one, but these rules hold for every string and every level of a request. They are
+ * the bus's rules for event messages (`parseEventMessage`, with the same helpers), so a webhook's
+ * `webhooks.*` event, which carries its metadata, is never refused by the audit-writer. Each was a
+ * 500 the fuzz suite (test/fuzz) found.
  */
 
 /**
- * The deepest nesting a body may have. Validation (class-transformer) and every later step walk
- * bodies recursively, and a body nested a few thousand levels deep overflows their stack. No field
- * of Herald's needs more than a few levels.
+ * The deepest nesting a body may have (the body itself is level 1). Validation (class-transformer)
+ * and later steps walk bodies recursively, and a few thousand levels overflowed the dispatcher's
+ * stack. No field of Herald's needs more than a few levels, and a `webhooks.*` event adds two levels
+ * (envelope, data) and stays well within the bus's 64 (`EVENT_LIMITS.maxDepth`).
  */
 export const MAX_BODY_DEPTH = 32;
 
-/** Matches U+0000 (Postgres text and jsonb refuse it) or a lone surrogate (no UTF-8 form; jsonb refuses its escape). */
-const UNSTORABLE = /[\u0000\p{Cs}]/u;
-
-/** Why Herald cannot store this string, if it cannot. */
-export function unstorable(s: string): string | undefined {
-  return UNSTORABLE.test(s) ? 'must not contain U+0000 or unpaired surrogates' : undefined;
-}
+const UNSTORABLE_MESSAGE = 'must not contain U+0000 or unpaired surrogates';
 
 /** A field path fit for an error body: cut, and without the characters it may be reporting. */
 const fieldName = (path: string) => path.replace(/[\u0000\p{Cs}]/gu, '\uFFFD').slice(0, 200);
 
-/** The first thing in a parsed body Herald cannot take (too deep, or an unstorable key or string), walked without recursion. */
-export function bodyProblem(value: unknown): FieldError | undefined {
-  const pending: [unknown, string, number][] = [[value, '', 0]];
+/** Refuses a body text nested deeper than MAX_BODY_DEPTH, read from the text before it is parsed. */
+export function depthProblem(text: string): FieldError | undefined {
+  return jsonDepth(Buffer.from(text), MAX_BODY_DEPTH) > MAX_BODY_DEPTH ? { field: 'body', message: `nests objects and arrays deeper than ${MAX_BODY_DEPTH} levels` } : undefined;
+}
+
+/** The first key or string of a parsed body Herald cannot store, with its dotted path (walked without recursion). */
+export function unstorableAt(value: unknown): FieldError | undefined {
+  const pending: [unknown, string][] = [[value, '']];
   while (pending.length) {
-    const [v, path, depth] = pending.pop()!;
+    const [v, path] = pending.pop()!;
     if (typeof v === 'string') {
-      const problem = unstorable(v);
-      if (problem) return { field: fieldName(path), message: problem };
-      continue;
-    }
-    if (v === null || typeof v !== 'object') continue;
-    if (depth >= MAX_BODY_DEPTH) return { field: fieldName(path), message: `nested deeper than ${MAX_BODY_DEPTH} levels` };
-    for (const [key, child] of Object.entries(v)) {
-      const field = path ? `${path}.${key}` : key;
-      const problem = unstorable(key);
-      if (problem) return { field: fieldName(field), message: `the key ${problem}` };
-      pending.push([child, field, depth + 1]);
+      if (unstorable(v)) return { field: fieldName(path), message: UNSTORABLE_MESSAGE };
+    } else if (v !== null && typeof v === 'object') {
+      for (const [key, child] of Object.entries(v)) {
+        const field = path ? `${path}.${key}` : key;
+        if (unstorable(key)) return { field: fieldName(field), message: `the key ${UNSTORABLE_MESSAGE}` };
+        pending.push([child, field]);
+      }
     }
   }
   return undefined;
@@ -59,8 +56,7 @@ export function refuseUnstorableInput(request: FastifyRequest, _reply: FastifyRe
   }
   for (const [key, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
     for (const s of [key, ...[value].flat()]) {
-      const problem = typeof s === 'string' ? unstorable(s) : undefined;
-      if (problem) return done(HeraldError.validation([{ field: fieldName(key), message: problem }]));
+      if (typeof s === 'string' && unstorable(s)) return done(HeraldError.validation([{ field: fieldName(key), message: UNSTORABLE_MESSAGE }]));
     }
   }
   done();
