@@ -165,6 +165,18 @@ describe('the error contract (SPEC 2 table)', () => {
       expect(res.headers.connection).toBe('close');
     });
 
+    it('CONNECT, which Node drops without a listener, is a 404 in the envelope with a clean close', async () => {
+      const res = await rawRequest(stack.url, 'CONNECT herald:443 HTTP/1.1\r\nhost: herald:443\r\n\r\n');
+      envelopeOf(res, 404, 'NOT_FOUND');
+      expect(res.headers.connection).toBe('close');
+    });
+
+    it('an Expect other than 100-continue is ignored (Node answered a bare 417)', async () => {
+      const res = await rawRequest(stack.url, head('GET', '/api/webhooks', { expect: 'something-else' }));
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body)).toEqual({ data: expect.any(Array) });
+    });
+
     it('an unknown method followed by 5 MiB still gets its whole answer (no reset)', async () => {
       const res = await rawRequest(stack.url, head('FOO', '/api/webhooks', { 'content-length': 5 * MiB }), 5 * MiB);
       envelopeOf(res, 400, 'BAD_REQUEST');
