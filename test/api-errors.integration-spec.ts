@@ -4,6 +4,7 @@ import { Msg, NatsConnection } from '@nats-io/nats-core';
 import { INestApplication } from '@nestjs/common';
 import { Stack, startInProcess, startStack, urlOf } from './stack';
 import { API_KEYS_JSON, KEYS, errorOf, json } from './api-keys-fixture';
+import { RawResponse, rawRequest } from './raw-http';
 
 /** SPEC 2's error table, one row at a time, over real HTTP against the gateway and the dispatcher. */
 describe('the error contract (SPEC 2 table)', () => {
@@ -99,6 +100,122 @@ describe('the error contract (SPEC 2 table)', () => {
     expect(e.message).toContain('1 MiB');
     const fits = JSON.stringify({ url: 'http://127.0.0.1:9/h', events: ['orders.create'], metadata: { pad: 'x'.repeat(1000 * 1000) } });
     expect((await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme, 'content-type': 'application/json' }, body: fits })).status).toBe(201);
+  });
+
+  describe('before Nest: malformed URLs, bytes that are not HTTP, bodies no route reads', () => {
+    const MiB = 1024 * 1024;
+    const head = (method: string, path: string, headers: Record<string, string | number> = {}) =>
+      `${method} ${path} HTTP/1.1\r\nhost: herald\r\n${Object.entries({ 'x-api-key': KEYS.acme, ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    /** SPEC 2's envelope in a raw response, with the request id every response carries. */
+    const envelopeOf = (res: RawResponse, status: number, code: string) => {
+      expect({ status: res.status, code: (JSON.parse(res.body || '{}') as { error?: { code?: string } }).error?.code }).toEqual({ status, code });
+      expect(res.headers['x-request-id']).toMatch(/^\S+$/);
+    };
+
+    it.each(['/api/webhooks/%E0%A4%A', '/api/%', '/api/audit/%ZZ/x', '/api/webhooks/%C0%AF'])('400 BAD_REQUEST for malformed percent-encoding in %s, with the request id', async (path) => {
+      const res = await get(path, { 'x-api-key': KEYS.acme, 'x-request-id': 'bad-url-1' });
+      const e = await errorOf(res, 400, 'BAD_REQUEST');
+      expect(e.message).toContain('URL');
+      expect(res.headers.get('x-request-id')).toBe('bad-url-1');
+    });
+
+    it('a parameter longer than any id is a 404; an audit entity id of 200 characters is served', async () => {
+      await errorOf(await get(`/api/webhooks/${'x'.repeat(201)}`, { 'x-api-key': KEYS.acme }), 404, 'NOT_FOUND');
+      const res = await get(`/api/audit/order/${'é'.repeat(200)}`, { 'x-api-key': KEYS.acme });
+      expect(res.status).toBe(200);
+    });
+
+    it.each([
+      ['nested 33 levels deep', `{"url":"http://127.0.0.1:9/h","events":["*"],"metadata":${'{"a":'.repeat(32)}1${'}'.repeat(32)}}`, 'body'],
+      ['nested 100,000 levels deep', `[${'['.repeat(100_000)}${']'.repeat(100_000)}]`, 'body'],
+      ['holding U+0000', '{"url":"http://127.0.0.1:9/h","events":["*"],"metadata":{"note":"a\\u0000b"}}', 'metadata.note'],
+      ['holding a lone surrogate in a key', '{"url":"http://127.0.0.1:9/h","events":["*"],"metadata":{"\\ud800":1}}', 'metadata.\ufffd'],
+    ])('422 VALIDATION_FAILED for a body %s, which no service could store (was a 500)', async (_what, body, field) => {
+      const e = await errorOf(await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme }, body }), 422, 'VALIDATION_FAILED');
+      expect(e.details![0].field.startsWith(field)).toBe(true);
+    });
+
+    it('takes a body nested 32 levels deep', async () => {
+      const body = `{"url":"http://127.0.0.1:9/h","events":["*"],"metadata":${'{"a":'.repeat(31)}1${'}'.repeat(31)}}`;
+      expect((await fetch(`${stack.url}/api/webhooks`, { method: 'POST', headers: { 'x-api-key': KEYS.acme }, body })).status).toBe(201);
+    });
+
+    it('U+0000 in a path parameter is a 404, in a query value a 422 (were 500s); a surrogate in the path is a malformed URL', async () => {
+      await errorOf(await fetch(`${stack.url}/api/deliveries/x%00/retry`, { method: 'POST', headers: { 'x-api-key': KEYS.acme } }), 404, 'NOT_FOUND');
+      await errorOf(await get('/api/audit/order/a%00b', { 'x-api-key': KEYS.acme }), 404, 'NOT_FOUND');
+      await errorOf(await get('/api/audit/order/a%ED%A0%80', { 'x-api-key': KEYS.acme }), 400, 'BAD_REQUEST');
+      const e = await errorOf(await get('/api/audit?entityId=a%00b', { 'x-api-key': KEYS.acme }), 422, 'VALIDATION_FAILED');
+      expect(e.details).toEqual([{ field: 'entityId', message: expect.stringContaining('U+0000') }]);
+    });
+
+    it.each([';;;', 'text', 'a/b/c', ''])('400 BAD_REQUEST for the content-type %j, which is no media type', async (type) => {
+      const res = await rawRequest(stack.url, head('POST', '/api/webhooks', { 'content-type': type, 'content-length': 2 }), Buffer.from('{}'));
+      envelopeOf(res, 400, 'BAD_REQUEST');
+    });
+
+    it.each([
+      ['an unknown method', 'FOO /api/webhooks HTTP/1.1\r\nhost: h\r\n\r\n'],
+      ['a broken request line', 'GET /api/webhooks HTTP/9\r\n\r\n'],
+      ['a header without a colon', 'GET /api/webhooks HTTP/1.1\r\nhost h\r\n\r\n'],
+      ['both content-length and transfer-encoding', 'POST /api/webhooks HTTP/1.1\r\nhost: h\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n{}'],
+      ['headers over the limit', `GET /api/webhooks HTTP/1.1\r\nhost: h\r\nx-big: ${'a'.repeat(20 * 1024)}\r\n\r\n`],
+    ])('400 BAD_REQUEST in the envelope for %s, and the connection closes cleanly', async (_what, bytes) => {
+      const res = await rawRequest(stack.url, bytes);
+      envelopeOf(res, 400, 'BAD_REQUEST');
+      expect(res.headers.connection).toBe('close');
+    });
+
+    it('CONNECT, which Node drops without a listener, is a 404 in the envelope with a clean close', async () => {
+      const res = await rawRequest(stack.url, 'CONNECT herald:443 HTTP/1.1\r\nhost: herald:443\r\n\r\n');
+      envelopeOf(res, 404, 'NOT_FOUND');
+      expect(res.headers.connection).toBe('close');
+    });
+
+    it('an Expect other than 100-continue is ignored (Node answered a bare 417)', async () => {
+      const res = await rawRequest(stack.url, head('GET', '/api/webhooks', { expect: 'something-else' }));
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body)).toEqual({ data: expect.any(Array) });
+    });
+
+    it('an unknown method followed by 5 MiB still gets its whole answer (no reset)', async () => {
+      const res = await rawRequest(stack.url, head('FOO', '/api/webhooks', { 'content-length': 5 * MiB }), 5 * MiB);
+      envelopeOf(res, 400, 'BAD_REQUEST');
+    });
+
+    // A body over 1 MiB sent to any route with any method: Fastify reads bodies of these methods.
+    const readsBody = ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+    const paths = ['/api/webhooks', '/api/webhooks/wh_01HQZX3V8Y5T7K9M2N4P6R8S0A', '/api/nothing-here', '/healthz', '/api/%'];
+    it.each(readsBody.flatMap((m) => paths.map((p) => [m, p])))('%s %s with 5 MiB: the whole 413 (400 for the bad URL) arrives, not a reset', async (method, path) => {
+      const res = await rawRequest(stack.url, head(method, path, { 'content-type': 'application/json', 'content-length': 5 * MiB }), 5 * MiB);
+      if (path === '/api/%') envelopeOf(res, 400, 'BAD_REQUEST');
+      else envelopeOf(res, 413, 'PAYLOAD_TOO_LARGE');
+    });
+
+    it.each(readsBody)('%s with a chunked body over 1 MiB (no content-length): 413, whole', async (method) => {
+      const chunk = Buffer.alloc(3 * MiB, 'x');
+      const body = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n0\r\n\r\n')]);
+      envelopeOf(await rawRequest(stack.url, head(method, '/api/webhooks/wh_01HQZX3V8Y5T7K9M2N4P6R8S0A', { 'transfer-encoding': 'chunked' }), body), 413, 'PAYLOAD_TOO_LARGE');
+    });
+
+    it.each([
+      ['GET', '/api/webhooks', 200],
+      ['GET', '/api/nothing-here', 404],
+      ['HEAD', '/api/webhooks', 200],
+      ['HEAD', '/api/nothing-here', 404],
+    ])('%s %s ignores a 5 MiB body (Fastify reads none for GET and HEAD) and answers %i, also with connection: close', async (method, path, status) => {
+      for (const connection of ['keep-alive', 'close']) {
+        const res = await rawRequest(stack.url, head(method, path, { connection, 'content-length': 5 * MiB }), 5 * MiB);
+        expect({ connection, status: res.status }).toEqual({ connection, status });
+        if (method === 'GET' && status !== 200) envelopeOf(res, status, 'NOT_FOUND');
+      }
+    });
+
+    it('fetch (undici) gets the 413 of a PATCH, PUT or OPTIONS over 1 MiB, not ECONNRESET', async () => {
+      for (const method of ['PATCH', 'PUT', 'OPTIONS']) {
+        const res = await fetch(`${stack.url}/api/webhooks/wh_01HQZX3V8Y5T7K9M2N4P6R8S0A`, { method, headers: { 'x-api-key': KEYS.acme }, body: 'x'.repeat(4 * MiB) });
+        await errorOf(res, 413, 'PAYLOAD_TOO_LARGE');
+      }
+    });
   });
 
   it('429 RATE_LIMITED per key with retry-after and x-ratelimit-* headers', async () => {

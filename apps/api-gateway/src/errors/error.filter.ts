@@ -32,7 +32,10 @@ function fromHttpStatus(status: number, message: string): HeraldError {
     case HttpStatus.FORBIDDEN: return new HeraldError(ErrorCode.Forbidden, message);
     case HttpStatus.TOO_MANY_REQUESTS: return new HeraldError(ErrorCode.RateLimited, 'Too many requests.');
     case HttpStatus.UNPROCESSABLE_ENTITY: return new HeraldError(ErrorCode.ValidationFailed, message);
-    default: return new HeraldError(ErrorCode.InternalError, 'An internal error occurred.');
+    // Fastify refuses a content-type header that is not a media type (`;;;`, `text`) before any parser runs.
+    case HttpStatus.UNSUPPORTED_MEDIA_TYPE: return new HeraldError(ErrorCode.BadRequest, 'The content-type header is not a valid media type.');
+    // SPEC 2's table has no row for the other client errors (405, 411, 414, …): the request is at fault, not Herald.
+    default: return status >= 400 && status < 500 ? new HeraldError(ErrorCode.BadRequest, 'The request is malformed.') : new HeraldError(ErrorCode.InternalError, 'An internal error occurred.');
   }
 }
 

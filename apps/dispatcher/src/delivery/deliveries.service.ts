@@ -121,6 +121,8 @@ export class DeliveriesService {
    * after the ones it already has, sent as soon as a sender is free.
    */
   async retry(id: string, ctx: RpcContext): Promise<RpcResult<DeliveryView>> {
+    // Before the update: Postgres refuses some text (a NUL byte) with an error, which would be a 500.
+    if (!DELIVERY_ID_PATTERN.test(id)) throw HeraldError.notFound('Delivery');
     const rows = await queryRows<DeliveryRow>(
       this.ds,
       `update dispatch.deliveries d set status = 'pending', run_base = d.attempt_count, next_attempt_at = now(), updated_at = now()

@@ -192,8 +192,11 @@ export function jsonDepth(bytes: Uint8Array, max = Infinity): number {
   return deepest;
 }
 
-/** Text Postgres cannot store: NUL (refused by text and jsonb) and UTF-16 surrogates without their pair (refused by jsonb). */
-function unstorable(s: string): boolean {
+/**
+ * Text Postgres cannot store: NUL (refused by text and jsonb) and UTF-16 surrogates without their pair
+ * (refused by jsonb). The gateway refuses the same in request bodies, paths and queries.
+ */
+export function unstorable(s: string): boolean {
   // isWellFormed is in Node 20 (ES2024); the project's type library is ES2023.
   return !(s as string & { isWellFormed(): boolean }).isWellFormed() || s.includes('\0');
 }
